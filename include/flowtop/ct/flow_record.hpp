@@ -1,0 +1,54 @@
+#pragma once
+// What one conntrack netlink message says about one flow, as plain values.
+#include <cstdint>
+
+#include "flowtop/util/addr.hpp"
+
+namespace flowtop::ct {
+
+enum class MsgKind : std::uint8_t { dump, created, updated, destroyed };
+
+struct Tuple {
+    Addr src;
+    Addr dst;
+    std::uint16_t sport = 0;  // host order; ICMP: 0
+    std::uint16_t dport = 0;
+};
+
+struct Counters {
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+};
+
+constexpr std::uint8_t k_no_tcp_state = 0xff;
+
+struct FlowRecord {
+    std::uint32_t id = 0;
+    MsgKind kind = MsgKind::dump;
+    Family family = Family::ipv4;
+    std::uint8_t proto = 0;                    // IPPROTO_*
+    std::uint8_t tcp_state = k_no_tcp_state;  // TCP_CONNTRACK_*, when the message carries it
+    bool has_status = false;
+    bool has_counters = false;  // only flows created while nf_conntrack_acct was 1 have them
+    std::uint32_t status = 0;   // IPS_* bits
+    Tuple orig;
+    Tuple reply;
+    Counters orig_counters;
+    Counters reply_counters;
+    std::uint64_t start_ns = 0;  // CLOCK_REALTIME; 0 when nf_conntrack_timestamp was off
+    std::uint64_t stop_ns = 0;
+    std::uint32_t mark = 0;
+    std::uint16_t zone = 0;
+    std::uint8_t icmp_type = 0;
+    std::uint8_t icmp_code = 0;
+    std::uint16_t icmp_id = 0;
+};
+
+// Names for output: "tcp", "udp", ... or the number as text.
+const char* proto_name(std::uint8_t proto) noexcept;
+// "ESTABLISHED", "TIME_WAIT", ... or nullptr when there is no TCP state.
+const char* tcp_state_name(std::uint8_t state) noexcept;
+// A TCP state in which the connection has ended (FIN/RST seen on both sides or closed).
+bool tcp_state_ended(std::uint8_t state) noexcept;
+
+}  // namespace flowtop::ct

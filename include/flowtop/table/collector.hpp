@@ -1,0 +1,74 @@
+#pragma once
+// The writer thread: reads conntrack events and periodic dumps into the FlowTable and publishes
+// a Snapshot every tick. It alone touches the table; everything else reads snapshots.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <vector>
+
+#include "flowtop/ct/conntrack_io.hpp"
+#include "flowtop/ct/parser.hpp"
+#include "flowtop/table/flow_table.hpp"
+#include "flowtop/table/snapshot.hpp"
+
+namespace flowtop::table {
+
+// Runs on the writer thread once per tick, before the frame is published: enrichment hands its
+// results to the table here (never blocking: it only drains queues and posts requests).
+class TickHook {
+public:
+    virtual ~TickHook() = default;
+    virtual void on_tick(FlowTable& table, StringPool& strings, std::uint64_t now_ns) = 0;
+};
+
+struct CollectorConfig {
+    std::chrono::milliseconds interval{1000};
+    bool acct_on = false;
+    bool timestamp_on = false;
+    // Event processing yields to the tick after this long, so frames stay on time under floods.
+    std::chrono::milliseconds event_budget{50};
+};
+
+class Collector {
+public:
+    Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig config);
+    ~Collector();
+    Collector(const Collector&) = delete;
+    Collector& operator=(const Collector&) = delete;
+
+    void add_hook(TickHook* hook) { hooks_.push_back(hook); }
+
+    // The writer thread's body: returns when stop is requested. Throws only for setup errors
+    // of the first dump; later failures are counted and retried.
+    void run(std::stop_token stop);
+
+    // Single steps, for tests and benchmarks that drive the writer by hand.
+    void full_dump(bool resync);
+    std::size_t drain_events();
+    void publish();
+
+    const FlowTable& table() const noexcept { return table_; }
+    const FrameStats& stats() const noexcept { return stats_; }
+
+private:
+    void handle_events(std::span<const std::byte> bytes);
+
+    ct::ConntrackIo& io_;
+    SnapshotHub& hub_;
+    CollectorConfig config_;
+    ct::Parser parser_;
+    FlowTable table_;
+    std::shared_ptr<StringPool> strings_;
+    FrameStats stats_;
+    std::vector<std::shared_ptr<Snapshot>> pool_;  // buffers reused once no reader holds them
+    std::vector<std::byte> buffer_;
+    std::vector<TickHook*> hooks_;
+    std::chrono::steady_clock::time_point last_tick_{};
+    bool need_resync_ = false;
+};
+
+// CLOCK_REALTIME in nanoseconds.
+std::uint64_t realtime_ns() noexcept;
+
+}  // namespace flowtop::table

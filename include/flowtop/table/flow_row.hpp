@@ -1,0 +1,56 @@
+#pragma once
+// One flow as readers see it: plain values and string ids, copyable with memcpy.
+#include <cstdint>
+#include <type_traits>
+
+#include "flowtop/ct/flow_record.hpp"
+#include "flowtop/util/string_pool.hpp"
+
+namespace flowtop::table {
+
+// Rate windows kept per flow besides the last tick, like iftop's 2 s / 10 s / 40 s columns.
+constexpr int k_rate_windows = 3;
+constexpr double k_rate_window_s[k_rate_windows] = {2.0, 10.0, 40.0};
+
+struct FlowRow {
+    ct::FlowRecord ct;               // the latest values the kernel told us
+    std::uint64_t first_seen_ns = 0;  // CLOCK_REALTIME, when flowtop first saw the flow
+    std::uint64_t closed_ns = 0;      // CLOCK_REALTIME, when it ended; 0 while open
+    double orig_rate = 0;             // bytes/s over the last tick, original direction
+    double reply_rate = 0;
+    float orig_rate_avg[k_rate_windows] = {};  // exponentially weighted over the windows above
+    float reply_rate_avg[k_rate_windows] = {};
+    std::uint64_t prev_orig_bytes = 0;  // counters at the previous tick, for rates
+    std::uint64_t prev_reply_bytes = 0;
+    std::uint32_t seen_sweep = 0;  // the last full dump (or event) that proved it exists
+    bool rate_known = false;       // false until two samples of counters exist
+    bool prev_known = false;
+    bool closed = false;  // the flow has ended: TCP TIME_WAIT/CLOSE, destroyed or expired
+    bool gone = false;    // no longer in the kernel's table: shown once more, then dropped
+
+    // Filled in by enrichment; k_no_string / 0 while unknown or pending.
+    StrId src_name = k_no_string;
+    StrId dst_name = k_no_string;
+    StrId service = k_no_string;
+    StrId src_country = k_no_string;
+    StrId dst_country = k_no_string;
+    StrId dst_city = k_no_string;
+    StrId dst_org = k_no_string;
+    std::uint32_t dst_asn = 0;
+    std::uint32_t process = 0;  // index into the process registry; 0 = not attributed
+    std::uint32_t netns = 0;    // StrId of the namespace label when watching several
+
+    bool has_counters() const noexcept { return ct.has_counters; }
+    std::uint64_t start_ns() const noexcept {
+        return ct.start_ns ? ct.start_ns : first_seen_ns;
+    }
+    double age_s(std::uint64_t now_ns) const noexcept {
+        std::uint64_t end = closed_ns ? closed_ns : now_ns;
+        std::uint64_t start = start_ns();
+        return end > start ? static_cast<double>(end - start) / 1e9 : 0.0;
+    }
+};
+
+static_assert(std::is_trivially_copyable_v<FlowRow>);
+
+}  // namespace flowtop::table

@@ -1,0 +1,92 @@
+// flowtop: options and wiring only; everything a test would want lives in the libraries.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <thread>
+
+#include "flowtop/ct/conntrack_io.hpp"
+#include "flowtop/table/collector.hpp"
+#include "flowtop/ui/batch_runner.hpp"
+#include "flowtop/ui/options.hpp"
+#include "flowtop/util/error.hpp"
+#include "flowtop/util/signals.hpp"
+#include "flowtop/util/sysctl_guard.hpp"
+#include "flowtop/util/system.hpp"
+
+namespace {
+
+constexpr const char* k_acct = "net.netfilter.nf_conntrack_acct";
+constexpr const char* k_timestamp = "net.netfilter.nf_conntrack_timestamp";
+
+int run(flowtop::ui::Options options) {
+    using namespace flowtop;
+    if (!options.batch && !isatty(STDOUT_FILENO)) {
+        options.batch = true;
+        std::fprintf(stderr, "flowtop: stdout is not a terminal: writing batch output "
+                             "(--batch silences this note)\n");
+    }
+    if (!options.batch)
+        throw Error("the interactive view is not available in this build: use --batch");
+
+    require_net_admin();
+    if (!options.netns.empty()) enter_netns(options.netns);
+    signals::install_handlers();
+
+    SysctlGuard guard({k_acct, k_timestamp});
+    for (const auto& w : guard.warnings()) std::fprintf(stderr, "flowtop: warning: %s\n", w.c_str());
+
+    auto io = ct::open_kernel_conntrack();
+    table::SnapshotHub hub;
+    table::Collector collector(*io, hub,
+                               {.interval = options.interval,
+                                .acct_on = guard.is_on(k_acct),
+                                .timestamp_on = guard.is_on(k_timestamp)});
+    std::exception_ptr writer_error;
+    std::jthread writer([&](std::stop_token stop) {
+        try {
+            collector.run(stop);
+        } catch (...) {
+            writer_error = std::current_exception();
+        }
+        hub.close();
+    });
+
+    if (auto first = hub.wait_newer(0, std::chrono::seconds(30)); first && first->stats.empty_at_start)
+        std::fprintf(stderr,
+                     "flowtop: note: the conntrack table is empty. The kernel tracks connections "
+                     "in a network namespace only once a firewall rule uses conntrack (e.g. nft "
+                     "'ct state') or NAT is set up.\n");
+
+    int status = ui::run_batch(hub, options, stdout);
+    writer.request_stop();
+    writer.join();
+    guard.restore();
+    if (writer_error) std::rethrow_exception(writer_error);
+    signals::reraise_pending();
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+    using namespace flowtop;
+    try {
+        auto options = ui::parse_options(argc, argv);
+        if (options.show_help) {
+            std::fputs(ui::usage_text().c_str(), stdout);
+            return 0;
+        }
+        if (options.show_version) {
+            std::fputs(ui::version_text().c_str(), stdout);
+            return 0;
+        }
+        return run(std::move(options));
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "flowtop: %s\nTry 'flowtop --help' for more information.\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "flowtop: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,177 @@
+#include "flowtop/table/collector.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "flowtop/util/error.hpp"
+#include "flowtop/util/handle.hpp"
+
+namespace flowtop::table {
+
+std::uint64_t realtime_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+Collector::Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig config)
+    : io_(io),
+      hub_(hub),
+      config_(config),
+      strings_(std::make_shared<StringPool>()),
+      buffer_(std::size_t{1} << 20) {
+    stats_.acct_on = config.acct_on;
+    stats_.timestamp_on = config.timestamp_on;
+}
+
+Collector::~Collector() = default;
+
+void Collector::handle_events(std::span<const std::byte> bytes) {
+    const auto now = realtime_ns();
+    auto result = parser_.parse(bytes, [&](const ct::FlowRecord& r) { table_.apply(r, now); });
+    stats_.events += result.flows;
+    stats_.parse_errors += result.errors;
+}
+
+std::size_t Collector::drain_events() {
+    const auto deadline = std::chrono::steady_clock::now() + config_.event_budget;
+    std::size_t datagrams = 0;
+    for (;;) {
+        auto r = io_.recv_events(buffer_);
+        if (r.error == EAGAIN || r.error == EWOULDBLOCK) break;
+        if (r.error == EINTR) continue;
+        if (r.error == ENOBUFS) {
+            // The kernel dropped events: the table may miss creations and destructions. Only a
+            // full dump tells the truth again.
+            ++stats_.lost_events;
+            need_resync_ = true;
+            continue;
+        }
+        if (r.error) break;  // counted as nothing; the next dump reconciles
+        handle_events(std::span(buffer_.data(), r.bytes));
+        ++datagrams;
+        if (std::chrono::steady_clock::now() >= deadline) break;
+    }
+    return datagrams;
+}
+
+void Collector::full_dump(bool resync) {
+    const auto started = std::chrono::steady_clock::now();
+    io_.start_dump();
+    table_.begin_sweep();
+    bool complete = false;
+    std::size_t flows = 0;
+    while (!complete) {
+        auto r = io_.recv_dump(buffer_);
+        if (r.error == EINTR) continue;
+        if (r.error == ENOBUFS) {
+            // The dump itself overran: it is incomplete, so nothing may be declared gone.
+            need_resync_ = true;
+            return;
+        }
+        if (r.error) throw Error(errno_message("cannot read the conntrack table", r.error));
+        const auto now = realtime_ns();
+        auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
+                                    [&](const ct::FlowRecord& rec) { table_.apply(rec, now); });
+        flows += result.flows;
+        stats_.parse_errors += result.errors;
+        if (result.netlink_error) {
+            need_resync_ = true;
+            return;
+        }
+        complete = result.done;
+    }
+    table_.end_sweep(realtime_ns());
+    ++stats_.dumps;
+    if (resync) ++stats_.resyncs;
+    if (stats_.dumps == 1) stats_.empty_at_start = flows == 0;
+    need_resync_ = false;
+    stats_.last_dump_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+}
+
+void Collector::publish() {
+    const auto now = std::chrono::steady_clock::now();
+    const double dt = last_tick_ == std::chrono::steady_clock::time_point{}
+                          ? 0.0
+                          : std::chrono::duration<double>(now - last_tick_).count();
+    last_tick_ = now;
+    table_.tick(dt);
+    const auto now_ns = realtime_ns();
+    for (auto* hook : hooks_) hook->on_tick(table_, *strings_, now_ns);
+
+    std::shared_ptr<Snapshot> snap;
+    for (auto& s : pool_) {
+        // use_count 1: only the pool holds it, and the hub no longer hands it out.
+        if (s.use_count() == 1) {
+            snap = s;
+            break;
+        }
+    }
+    if (!snap) {
+        snap = std::make_shared<Snapshot>();
+        if (pool_.size() < 4) pool_.push_back(snap);
+    }
+    ++stats_.seq;
+    stats_.time_ns = now_ns;
+    stats_.interval_s = dt;
+    snap->stats = stats_;
+    snap->rows.clear();
+    table_.copy_rows(snap->rows);
+    snap->strings = strings_;
+    hub_.publish(snap);
+    table_.drop_gone();
+}
+
+void Collector::run(std::stop_token stop) {
+    UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    std::stop_callback on_stop(stop, [&] {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = write(wake.get(), &one, sizeof one);
+    });
+
+    drain_events();
+    full_dump(false);
+    drain_events();
+    publish();
+    auto next_tick = std::chrono::steady_clock::now() + config_.interval;
+
+    while (!stop.stop_requested()) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= next_tick) {
+            drain_events();
+            try {
+                full_dump(false);
+            } catch (const std::exception&) {
+                // A failed refresh is retried next tick; the frame goes out with what we have.
+                need_resync_ = true;
+            }
+            drain_events();
+            publish();
+            next_tick += config_.interval;
+            if (next_tick < now) next_tick = now + config_.interval;  // fell behind: don't burst
+            continue;
+        }
+        if (need_resync_) {
+            drain_events();
+            try {
+                full_dump(true);
+            } catch (const std::exception&) {
+                need_resync_ = false;  // the next tick's dump tries again
+            }
+            continue;
+        }
+        pollfd fds[2] = {{io_.event_fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now).count();
+        int n = poll(fds, 2, static_cast<int>(wait) + 1);
+        if (n > 0 && (fds[0].revents & (POLLIN | POLLERR))) drain_events();
+    }
+}
+
+}  // namespace flowtop::table
