@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <vector>
+
+#include "flowtop/ui/options.hpp"
+#include "flowtop/util/error.hpp"
+
+using flowtop::UsageError;
+using flowtop::ui::Options;
+using flowtop::ui::OutputFormat;
+using flowtop::ui::parse_options;
+
+namespace {
+Options parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "flowtop");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    return parse_options(static_cast<int>(args.size()), argv.data());
+}
+}  // namespace
+
+TEST(Options, DefaultsShowEverythingEverySecond) {
+    auto o = parse({});
+    EXPECT_FALSE(o.only_ipv4);
+    EXPECT_FALSE(o.only_ipv6);
+    EXPECT_TRUE(o.protocols.empty());
+    EXPECT_EQ(o.interval.count(), 1000);
+    EXPECT_FALSE(o.batch);
+    EXPECT_FALSE(o.count.has_value());
+}
+
+TEST(Options, FlowtopFlagsCombine) {
+    auto o = parse({"-4", "-T", "-U", "-n", "-G", "-s", "-b", "-t", "2.5"});
+    EXPECT_TRUE(o.only_ipv4);
+    EXPECT_EQ(o.protocols, (std::vector<std::uint8_t>{IPPROTO_TCP, IPPROTO_UDP}));
+    EXPECT_TRUE(o.no_dns);
+    EXPECT_TRUE(o.no_geoip);
+    EXPECT_TRUE(o.show_source);
+    EXPECT_TRUE(o.bits);
+    EXPECT_EQ(o.interval.count(), 2500);
+}
+
+TEST(Options, IcmpFlagCoversBothIcmpVersions) {
+    auto o = parse({"-I"});
+    EXPECT_EQ(o.protocols, (std::vector<std::uint8_t>{IPPROTO_ICMP, IPPROTO_ICMPV6}));
+}
+
+TEST(Options, BothFamiliesMeanAll) {
+    auto o = parse({"-4", "-6"});
+    EXPECT_FALSE(o.only_ipv4);
+    EXPECT_FALSE(o.only_ipv6);
+}
+
+TEST(Options, OutputFormatImpliesBatch) {
+    auto o = parse({"-o", "json", "-c", "3"});
+    EXPECT_TRUE(o.batch);
+    EXPECT_EQ(o.format, OutputFormat::json);
+    EXPECT_EQ(o.count.value(), 3);
+    EXPECT_EQ(parse({"--output=csv"}).format, OutputFormat::csv);
+    EXPECT_TRUE(parse({"--batch"}).batch);
+}
+
+TEST(Options, LongFormsMatchShortOnes) {
+    auto o = parse({"--ipv6", "--tcp", "--no-dns", "--interval", "3", "--netns", "x",
+                    "--geoip-db", "a.mmdb", "--geoip-db", "b.mmdb", "--filter", "port:22",
+                    "--sort", "bytes"});
+    EXPECT_TRUE(o.only_ipv6);
+    EXPECT_TRUE(o.no_dns);
+    EXPECT_EQ(o.interval.count(), 3000);
+    EXPECT_EQ(o.netns, "x");
+    EXPECT_EQ(o.geoip_dbs, (std::vector<std::string>{"a.mmdb", "b.mmdb"}));
+    EXPECT_EQ(o.filter, "port:22");
+    EXPECT_EQ(o.sort, "bytes");
+}
+
+TEST(Options, UnknownFlagIsAUsageError) {
+    EXPECT_THROW(parse({"-X"}), UsageError);
+    EXPECT_THROW(parse({"--bogus"}), UsageError);
+    EXPECT_THROW(parse({"stray"}), UsageError);
+}
+
+TEST(Options, BadValuesAreUsageErrors) {
+    EXPECT_THROW(parse({"-t", "zero"}), UsageError);
+    EXPECT_THROW(parse({"-t", "0"}), UsageError);
+    EXPECT_THROW(parse({"-t"}), UsageError);
+    EXPECT_THROW(parse({"-c", "0"}), UsageError);
+    EXPECT_THROW(parse({"-o", "xml"}), UsageError);
+}
+
+TEST(Options, ErrorMessageNamesTheFlag) {
+    try {
+        parse({"-X"});
+        FAIL();
+    } catch (const UsageError& e) {
+        EXPECT_EQ(std::string(e.what()), "unknown option -X");
+    }
+    try {
+        parse({"--bogus"});
+        FAIL();
+    } catch (const UsageError& e) {
+        EXPECT_EQ(std::string(e.what()), "unknown option --bogus");
+    }
+}
+
+TEST(Options, HelpAndVersion) {
+    EXPECT_TRUE(parse({"-h"}).show_help);
+    EXPECT_TRUE(parse({"--version"}).show_version);
+    EXPECT_NE(flowtop::ui::usage_text().find("--batch"), std::string::npos);
+}
