@@ -37,7 +37,8 @@ const std::vector<const char*>& flow_field_keys() {
         "reply_bytes", "reply_packets", "orig_rate",  "reply_rate",  "age_s",
         "closed",      "start",       "mark",         "zone",        "icmp_type",
         "icmp_code",   "src_name",    "dst_name",     "service",     "src_country",
-        "dst_country", "dst_city",    "dst_asn",      "dst_org",
+        "dst_country", "dst_city",    "dst_asn",      "dst_org",     "pid",
+        "comm",        "cmdline",     "user",         "container",   "netns",
     };
     return keys;
 }
@@ -85,6 +86,12 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"dst_city", name_or_null(snap, row.dst_city)});
     out.push_back({"dst_asn", row.dst_asn ? FieldValue(std::uint64_t{row.dst_asn}) : FieldValue(Null{})});
     out.push_back({"dst_org", name_or_null(snap, row.dst_org)});
+    out.push_back({"pid", row.pid ? FieldValue(std::uint64_t{row.pid}) : FieldValue(Null{})});
+    out.push_back({"comm", name_or_null(snap, row.comm)});
+    out.push_back({"cmdline", name_or_null(snap, row.cmdline)});
+    out.push_back({"user", name_or_null(snap, row.user)});
+    out.push_back({"container", name_or_null(snap, row.container)});
+    out.push_back({"netns", name_or_null(snap, row.netns)});
 }
 
 std::string rfc3339(std::uint64_t realtime_ns) {

@@ -37,8 +37,15 @@ struct FlowRow {
     StrId dst_city = k_no_string;
     StrId dst_org = k_no_string;
     std::uint32_t dst_asn = 0;
-    std::uint32_t process = 0;  // index into the process registry; 0 = not attributed
-    std::uint32_t netns = 0;    // StrId of the namespace label when watching several
+    // The local process owning the flow's socket (either end on this host); pid 0 = none known.
+    std::uint32_t pid = 0;
+    std::uint32_t uid = 0;
+    StrId comm = k_no_string;
+    StrId cmdline = k_no_string;
+    StrId user = k_no_string;
+    StrId container = k_no_string;  // container name/id or systemd unit
+    bool forwarded = false;         // no local socket: the host only routes this flow
+    StrId netns = k_no_string;      // namespace label when watching several
 
     bool has_counters() const noexcept { return ct.has_counters; }
     std::uint64_t start_ns() const noexcept {
