@@ -1,4 +1,5 @@
 #include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -7,6 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "flowtop/ct/conntrack_io.hpp"
 #include "flowtop/util/error.hpp"
@@ -42,6 +46,12 @@ class KernelConntrack final : public ConntrackIo {
 public:
     explicit KernelConntrack(const KernelOptions& options) {
         dump_ = open_socket(0);
+        // Batched GET answers pile up here before they are read: room for a few thousand.
+        int dump_buffer = 8 << 20;
+        if (setsockopt(mnl_socket_get_fd(dump_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &dump_buffer,
+                       sizeof dump_buffer) != 0)
+            setsockopt(mnl_socket_get_fd(dump_.get()), SOL_SOCKET, SO_RCVBUF, &dump_buffer,
+                       sizeof dump_buffer);
         int one = 1;
         // Extended ACKs give the kernel's reason with an error.
         mnl_socket_setsockopt(dump_.get(), NETLINK_EXT_ACK, &one, sizeof one);
@@ -81,7 +91,58 @@ public:
         }
     }
 
+    bool request_flows(std::span<const FlowRecord> flows, std::uint32_t first_seq) override {
+        using Conntrack = CPtr<nf_conntrack, nfct_destroy>;
+        std::vector<char> buf(flows.size() * 256 + MNL_SOCKET_BUFFER_SIZE);
+        std::size_t used = 0;
+        for (std::size_t i = 0; i < flows.size(); ++i) {
+            const FlowRecord& f = flows[i];
+            Conntrack ct(nfct_new());
+            if (!ct) return false;
+            describe_original(ct.get(), f);
+            auto* nlh = mnl_nlmsg_put_header(buf.data() + used);
+            nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+            nlh->nlmsg_flags = NLM_F_REQUEST;
+            nlh->nlmsg_seq = first_seq + static_cast<std::uint32_t>(i);
+            auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+            nfh->nfgen_family = f.family == Family::ipv4 ? AF_INET : AF_INET6;
+            nfh->version = NFNETLINK_V0;
+            nfh->res_id = 0;
+            if (nfct_nlmsg_build(nlh, ct.get()) < 0) return false;
+            used += NLMSG_ALIGN(nlh->nlmsg_len);
+        }
+        if (used && mnl_socket_sendto(dump_.get(), buf.data(), used) < 0) return false;
+        return true;
+    }
+
 private:
+    static void describe_original(nf_conntrack* ct, const FlowRecord& f) {
+        const bool v4 = f.family == Family::ipv4;
+        nfct_set_attr_u8(ct, ATTR_L3PROTO, v4 ? AF_INET : AF_INET6);
+        nfct_set_attr_u8(ct, ATTR_L4PROTO, f.proto);
+        if (v4) {
+            std::uint32_t src, dst;
+            std::memcpy(&src, f.orig.src.bytes.data(), 4);
+            std::memcpy(&dst, f.orig.dst.bytes.data(), 4);
+            nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, src);
+            nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST, dst);
+        } else {
+            nfct_set_attr(ct, ATTR_ORIG_IPV6_SRC, f.orig.src.bytes.data());
+            nfct_set_attr(ct, ATTR_ORIG_IPV6_DST, f.orig.dst.bytes.data());
+        }
+        if (f.proto == IPPROTO_ICMP || f.proto == IPPROTO_ICMPV6) {
+            nfct_set_attr_u8(ct, ATTR_ICMP_TYPE, f.icmp_type);
+            nfct_set_attr_u8(ct, ATTR_ICMP_CODE, f.icmp_code);
+            nfct_set_attr_u16(ct, ATTR_ICMP_ID, htons(f.icmp_id));
+        } else {
+            nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC, htons(f.orig.sport));
+            nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(f.orig.dport));
+        }
+        nfct_set_attr_u16(ct, ATTR_ZONE, f.zone);
+        // With the id, a new flow that reuses the tuple answers ENOENT instead of posing as ours.
+        nfct_set_attr_u32(ct, ATTR_ID, f.id);
+    }
+
     void send_dump_request(unsigned seq) {
         alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
         nlmsghdr* nlh = mnl_nlmsg_put_header(buf);

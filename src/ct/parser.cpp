@@ -99,6 +99,7 @@ void Parser::walk(std::span<const std::byte> buf, ParseResult& result, Callback 
     int len = static_cast<int>(buf.size());
     auto* nlh = static_cast<const nlmsghdr*>(data);
     FlowRecord record;
+    refused_.clear();
     while (mnl_nlmsg_ok(nlh, len)) {
         ++result.messages;
         if (nlh->nlmsg_type == NLMSG_DONE) {
@@ -106,11 +107,16 @@ void Parser::walk(std::span<const std::byte> buf, ParseResult& result, Callback 
         } else if (nlh->nlmsg_type == NLMSG_ERROR) {
             if (nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr))) {
                 const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-                if (err->error != 0) result.netlink_error = -err->error;
+                ++result.answers;
+                if (err->error != 0) {
+                    result.netlink_error = -err->error;
+                    refused_.push_back({err->msg.nlmsg_seq, -err->error});
+                }
             } else {
                 ++result.errors;
             }
         } else if (nlh->nlmsg_type >= NLMSG_MIN_TYPE) {
+            ++result.answers;
             if (parse_message(nlh, record)) {
                 ++result.flows;
                 cb(ctx, record);

@@ -4,7 +4,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <mutex>
 
 #include "flowtop/util/error.hpp"
@@ -60,8 +62,17 @@ std::size_t Collector::drain_events() {
     return datagrams;
 }
 
+namespace {
+double thread_cpu_s() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+}  // namespace
+
 void Collector::full_dump(bool resync) {
     const auto started = std::chrono::steady_clock::now();
+    const double cpu_started = thread_cpu_s();
     io_.start_dump();
     table_.begin_sweep();
     bool complete = false;
@@ -94,6 +105,59 @@ void Collector::full_dump(bool resync) {
     stats_.last_dump_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
+    // Thread CPU time counts the kernel's work for our recv calls too: the true cost.
+    const double cost_s = thread_cpu_s() - cpu_started;
+    const double tick_s = std::chrono::duration<double>(config_.interval).count();
+    const double budget_s = config_.sweep_cpu_share * tick_s;
+    const auto max_ticks =
+        std::max<long>(1, static_cast<long>(config_.max_sweep_gap / config_.interval));
+    const auto ticks = budget_s > 0 ? static_cast<long>(std::ceil(cost_s / budget_s)) : 1;
+    sweep_every_ = static_cast<unsigned>(std::clamp<long>(ticks, 1, max_ticks));
+    stats_.sweep_interval_s = sweep_every_ * tick_s;
+    ticks_since_sweep_ = 0;
+}
+
+bool Collector::refresh_busy() {
+    busy_.clear();
+    busy_ids_.clear();
+    table_.for_each([&](FlowRow& row) {
+        if (row.gone) return;
+        const bool moving = row.rate_known && (row.orig_rate > 0 || row.reply_rate > 0);
+        // Born while we watched, with accounting on: its first counters give an exact rate.
+        const bool unsampled = config_.acct_on && row.prev_known && !row.rate_known;
+        if (row.event_seen || moving || unsampled) busy_.push_back(row.ct);
+    });
+    if (busy_.size() > config_.max_refresh) return false;
+    stats_.refreshed = busy_.size();
+    // Batches small enough that their answers fit the socket buffer before we read them.
+    constexpr std::size_t k_batch = 512;
+    for (std::size_t at = 0; at < busy_.size(); at += k_batch) {
+        const std::size_t n = std::min(k_batch, busy_.size() - at);
+        const std::uint32_t first_seq = request_seq_;
+        request_seq_ += static_cast<std::uint32_t>(n);
+        if (!io_.request_flows(std::span(busy_).subspan(at, n), first_seq)) return false;
+        std::size_t answers = 0;
+        while (answers < n) {
+            auto r = io_.recv_dump(buffer_);
+            if (r.error == EINTR) continue;
+            if (r.error) return false;
+            const auto now = realtime_ns();
+            auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
+                                        [&](const ct::FlowRecord& rec) { table_.apply(rec, now); });
+            answers += result.answers;
+            for (const auto& refused : parser_.refused()) {
+                const std::uint32_t index = refused.seq - first_seq;
+                if (refused.error == ENOENT && index < n) table_.mark_gone(busy_[at + index].id, now);
+            }
+        }
+    }
+    return true;
+}
+
+void Collector::refresh() {
+    ++ticks_since_sweep_;
+    stats_.refreshed = 0;
+    if (need_resync_ || ticks_since_sweep_ >= sweep_every_ || !refresh_busy()) full_dump(need_resync_);
 }
 
 void Collector::publish() {
@@ -102,8 +166,8 @@ void Collector::publish() {
                           ? 0.0
                           : std::chrono::duration<double>(now - last_tick_).count();
     last_tick_ = now;
-    table_.tick(dt);
     const auto now_ns = realtime_ns();
+    table_.tick(now_ns);
     for (auto* hook : hooks_) hook->on_tick(table_, *strings_, now_ns);
 
     std::shared_ptr<Snapshot> snap;
@@ -147,7 +211,7 @@ void Collector::run(std::stop_token stop) {
         if (now >= next_tick) {
             drain_events();
             try {
-                full_dump(false);
+                refresh();
             } catch (const std::exception&) {
                 // A failed refresh is retried next tick; the frame goes out with what we have.
                 need_resync_ = true;

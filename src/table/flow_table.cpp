@@ -34,6 +34,10 @@ void FlowTable::mark_gone(FlowRow& row, std::uint64_t now_ns) noexcept {
     any_gone_ = true;
 }
 
+void FlowTable::mark_gone(std::uint32_t id, std::uint64_t now_ns) noexcept {
+    if (FlowRow* row = find(id); row && !row->gone) mark_gone(*row, now_ns);
+}
+
 void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
     FlowRow* row = find(r.id);
     if (row && row->gone) {
@@ -43,6 +47,8 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
             row->ct.has_counters = true;
             row->ct.orig_counters = r.orig_counters;
             row->ct.reply_counters = r.reply_counters;
+            row->sampled = true;
+            row->sample_ns = now_ns;
         }
         return;
     }
@@ -55,6 +61,8 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
         row->first_seen_ns = now_ns;
         // A flow we watched being born started with zero counters, so its first rate is exact.
         row->prev_known = r.kind == ct::MsgKind::created;
+        // Rates are per tick: what a newborn flow sent counts over the tick it was born in.
+        row->prev_sample_ns = last_tick_ns_ && last_tick_ns_ < now_ns ? last_tick_ns_ : now_ns;
         row->ct = r;
     } else {
         // Events carry only what changed; keep what we knew (counters come with dumps/DESTROY).
@@ -73,6 +81,11 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
         row->ct = merged;
     }
     row->seen_sweep = sweep_;
+    if (r.has_counters) {
+        row->sampled = true;
+        row->sample_ns = now_ns;
+    }
+    if (r.kind != ct::MsgKind::dump) row->event_seen = true;
     if (r.proto == IPPROTO_TCP && r.tcp_state != ct::k_no_tcp_state) {
         bool ended = ct::tcp_state_ended(r.tcp_state);
         if (ended && !row->closed) row->closed_ns = now_ns;
@@ -92,18 +105,20 @@ std::size_t FlowTable::end_sweep(std::uint64_t now_ns) {
     return gone;
 }
 
-void FlowTable::tick(double dt_s) {
-    if (dt_s <= 0) return;
+void FlowTable::tick(std::uint64_t now_ns) {
+    last_tick_ns_ = now_ns;
     for (auto& slot : slots_) {
         if (!slot.used) continue;
         FlowRow& row = slot.row;
-        if (!row.ct.has_counters) {
-            row.rate_known = false;
-            continue;
-        }
+        row.event_seen = false;
+        if (!row.sampled || !row.ct.has_counters) continue;
+        row.sampled = false;
         const auto ob = row.ct.orig_counters.bytes;
         const auto rb = row.ct.reply_counters.bytes;
-        if (row.prev_known) {
+        const double dt_s = row.sample_ns > row.prev_sample_ns
+                                ? static_cast<double>(row.sample_ns - row.prev_sample_ns) / 1e9
+                                : 0.0;
+        if (row.prev_known && dt_s > 0) {
             row.orig_rate = ob >= row.prev_orig_bytes ? (ob - row.prev_orig_bytes) / dt_s : 0.0;
             row.reply_rate = rb >= row.prev_reply_bytes ? (rb - row.prev_reply_bytes) / dt_s : 0.0;
             for (int w = 0; w < k_rate_windows; ++w) {
@@ -116,6 +131,7 @@ void FlowTable::tick(double dt_s) {
         }
         row.prev_orig_bytes = ob;
         row.prev_reply_bytes = rb;
+        row.prev_sample_ns = row.sample_ns;
         row.prev_known = true;
     }
 }

@@ -31,13 +31,14 @@ std::vector<FlowRow> rows(const FlowTable& t) {
 
 TEST(FlowTable, NewThenDumpGivesExactFirstRate) {
     FlowTable t;
-    t.apply(record(1, MsgKind::created, 0, 0, false), 1);
-    t.tick(1.0);  // no counters yet: rate unknown
+    constexpr std::uint64_t s = 1'000'000'000;
+    t.apply(record(1, MsgKind::created, 0, 0, false), 1 * s);
+    t.tick(1 * s);  // no counters yet: rate unknown
     EXPECT_FALSE(t.find(1)->rate_known);
     t.begin_sweep();
-    t.apply(record(1, MsgKind::dump, 5000, 100), 2);
-    t.end_sweep(2);
-    t.tick(0.5);
+    t.apply(record(1, MsgKind::dump, 5000, 100), 1 * s + s / 2);
+    t.end_sweep(2 * s);
+    t.tick(2 * s);
     const FlowRow* r = t.find(1);
     ASSERT_TRUE(r->rate_known);
     // Born while we listened: it started from zero, so the whole count is this tick's.
@@ -47,18 +48,31 @@ TEST(FlowTable, NewThenDumpGivesExactFirstRate) {
 
 TEST(FlowTable, FlowSeenFirstInADumpHasNoRateUntilTheSecondSample) {
     FlowTable t;
+    constexpr std::uint64_t s = 1'000'000'000;
     t.begin_sweep();
-    t.apply(record(7, MsgKind::dump, 1000, 1000), 1);
-    t.end_sweep(1);
-    t.tick(1.0);
+    t.apply(record(7, MsgKind::dump, 1000, 1000), 1 * s);
+    t.end_sweep(1 * s);
+    t.tick(1 * s);
+    EXPECT_FALSE(t.find(7)->rate_known);
+    t.tick(2 * s);  // a tick without a new sample keeps what is known
     EXPECT_FALSE(t.find(7)->rate_known);
     t.begin_sweep();
-    t.apply(record(7, MsgKind::dump, 3000, 1500), 2);
-    t.end_sweep(2);
-    t.tick(2.0);
+    t.apply(record(7, MsgKind::dump, 3000, 1500), 3 * s);  // two seconds after the first sample
+    t.end_sweep(3 * s);
+    t.tick(3 * s);
     EXPECT_TRUE(t.find(7)->rate_known);
     EXPECT_DOUBLE_EQ(t.find(7)->orig_rate, 1000.0);
     EXPECT_DOUBLE_EQ(t.find(7)->reply_rate, 250.0);
+}
+
+TEST(FlowTable, NewbornFlowRateCountsOverItsTick) {
+    FlowTable t;
+    constexpr std::uint64_t s = 1'000'000'000;
+    t.tick(10 * s);
+    t.apply(record(2, MsgKind::created, 0, 0, false), 10 * s + 900'000'000);  // late in the tick
+    t.apply(record(2, MsgKind::dump, 3000, 0), 11 * s);
+    t.tick(11 * s);
+    EXPECT_DOUBLE_EQ(t.find(2)->orig_rate, 3000.0);  // 3000 bytes in this one-second tick
 }
 
 TEST(FlowTable, EventsKeepCountersTheyDoNotCarry) {
@@ -137,11 +151,11 @@ TEST(FlowTable, SlotsAreReusedAfterFlowsLeave) {
 TEST(FlowTable, AveragesConvergeToASteadyRate) {
     FlowTable t;
     std::uint64_t bytes = 0;
-    t.apply(record(1, MsgKind::created, 0, 0), 1);
-    for (int i = 0; i < 200; ++i) {
+    t.apply(record(1, MsgKind::created, 0, 0), 1'000'000'000);
+    for (std::uint64_t i = 2; i < 200; ++i) {
         bytes += 1000;
-        t.apply(record(1, MsgKind::dump, bytes, 0), 1);
-        t.tick(1.0);
+        t.apply(record(1, MsgKind::dump, bytes, 0), i * 1'000'000'000);
+        t.tick(i * 1'000'000'000);
     }
     const FlowRow* r = t.find(1);
     for (int w = 0; w < table::k_rate_windows; ++w) EXPECT_NEAR(r->orig_rate_avg[w], 1000.0, 1.0);

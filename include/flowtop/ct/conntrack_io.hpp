@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 
+#include "flowtop/ct/flow_record.hpp"
 #include "flowtop/util/handle.hpp"
 
 struct mnl_socket;
@@ -28,6 +29,15 @@ public:
     virtual void start_dump() = 0;
     // Blocking: the next part of the dump. The parser tells when it is complete (NLMSG_DONE).
     virtual RecvResult recv_dump(std::span<std::byte> buf) noexcept = 0;
+    // Asks, in one batch, for the current state of these flows (by original tuple and id); the
+    // answers (a conntrack message each, or an error whose sequence number is first_seq plus
+    // the flow's index: ENOENT means gone) come from recv_dump. Returns false when this source
+    // cannot; the collector then relies on full dumps alone.
+    virtual bool request_flows(std::span<const FlowRecord> flows, std::uint32_t first_seq) {
+        (void)flows;
+        (void)first_seq;
+        return false;
+    }
 };
 
 struct KernelOptions {

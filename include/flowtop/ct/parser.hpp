@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "flowtop/ct/flow_record.hpp"
 #include "flowtop/util/handle.hpp"
@@ -19,6 +20,13 @@ struct ParseResult {
     std::size_t errors = 0;    // malformed or unparsable messages, skipped
     bool done = false;         // NLMSG_DONE seen (end of a dump)
     int netlink_error = 0;     // errno from an NLMSG_ERROR message, 0 when none
+    std::size_t answers = 0;   // conntrack messages plus error messages: replies to requests
+};
+
+// A request the kernel refused, by the sequence number it was sent with.
+struct RefusedRequest {
+    std::uint32_t seq = 0;
+    int error = 0;
 };
 
 class Parser {
@@ -41,10 +49,14 @@ public:
     // Parses one conntrack message; false when it is not one or is malformed.
     bool parse_message(const nlmsghdr* nlh, FlowRecord& out);
 
+    // The requests refused in the last parse() call.
+    const std::vector<RefusedRequest>& refused() const noexcept { return refused_; }
+
 private:
     using Callback = void (*)(void*, const FlowRecord&);
     void walk(std::span<const std::byte> buf, ParseResult& result, Callback cb, void* ctx);
     nf_conntrack* ct_;
+    std::vector<RefusedRequest> refused_;
 };
 
 }  // namespace flowtop::ct

@@ -22,13 +22,17 @@ public:
     // Returns how many flows the sweep found gone.
     std::size_t end_sweep(std::uint64_t now_ns);
 
-    // Computes rates over dt_s seconds since the previous tick.
-    void tick(double dt_s);
+    // Turns the counters read since the last tick into rates (over the time between a flow's
+    // two latest samples) and clears the per-tick activity marks.
+    void tick(std::uint64_t now_ns);
 
     // Appends every row (live and just-gone) to out.
     void copy_rows(std::vector<FlowRow>& out) const;
     // Drops the rows that are gone; call after they were published once.
     void drop_gone();
+
+    // The kernel said the flow no longer exists (a refused GET): gone, as after a DESTROY.
+    void mark_gone(std::uint32_t id, std::uint64_t now_ns) noexcept;
 
     std::size_t size() const noexcept { return index_.size(); }
     FlowRow* find(std::uint32_t id) noexcept;
@@ -52,6 +56,7 @@ private:
     std::unordered_map<std::uint32_t, std::uint32_t> index_;  // conntrack id -> slot
     std::unordered_set<std::uint32_t> recently_gone_[2];
     std::uint32_t sweep_ = 0;
+    std::uint64_t last_tick_ns_ = 0;
     bool any_gone_ = false;
 };
 

@@ -25,6 +25,8 @@ struct FrameStats {
     std::uint64_t dumps = 0;      // full dumps in all
     std::uint64_t parse_errors = 0;
     double last_dump_ms = 0;
+    double sweep_interval_s = 0;  // how often every flow's counters are re-read (adapts to size)
+    std::uint64_t refreshed = 0;  // busy flows re-read this tick between full sweeps
     bool acct_on = false;         // nf_conntrack_acct while running
     bool timestamp_on = false;    // nf_conntrack_timestamp while running
     bool empty_at_start = false;  // the first dump found no flows (conntrack may be inactive)
