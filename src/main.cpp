@@ -41,7 +41,8 @@ int run(flowtop::ui::Options options) {
     table::Collector collector(*io, hub,
                                {.interval = options.interval,
                                 .acct_on = guard.is_on(k_acct),
-                                .timestamp_on = guard.is_on(k_timestamp)});
+                                .timestamp_on = guard.is_on(k_timestamp),
+                                .fixed_sweep_gap = options.full_sweep});
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
         try {

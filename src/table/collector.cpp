@@ -113,6 +113,9 @@ void Collector::full_dump(bool resync) {
         std::max<long>(1, static_cast<long>(config_.max_sweep_gap / config_.interval));
     const auto ticks = budget_s > 0 ? static_cast<long>(std::ceil(cost_s / budget_s)) : 1;
     sweep_every_ = static_cast<unsigned>(std::clamp<long>(ticks, 1, max_ticks));
+    if (config_.fixed_sweep_gap.count() > 0)
+        sweep_every_ = static_cast<unsigned>(
+            std::max<long>(1, static_cast<long>(config_.fixed_sweep_gap / config_.interval)));
     stats_.sweep_interval_s = sweep_every_ * tick_s;
     ticks_since_sweep_ = 0;
 }

@@ -23,6 +23,7 @@ enum LongOnly {
     opt_sort,
     opt_geoip_db,
     opt_netns,
+    opt_full_sweep,
 };
 
 const option k_long_options[] = {
@@ -45,6 +46,7 @@ const option k_long_options[] = {
     {"sort", required_argument, nullptr, opt_sort},
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
+    {"full-sweep", required_argument, nullptr, opt_full_sweep},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -122,6 +124,7 @@ Options parse_options(int argc, char* const argv[]) {
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
                 break;
+            case opt_full_sweep: o.full_sweep = parse_interval(optarg); break;
             case 'v': o.show_version = true; break;
             case 'h': o.show_help = true; break;
             case ':': {
@@ -167,6 +170,8 @@ Display:
   -G, --no-geoip        no GeoIP lookups
       --geoip-db PATH   mmdb file to use (repeatable)
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
+      --full-sweep SEC  re-read every flow at least this often (default: adapts to the
+                        table size, at most 10 s; busy flows are re-read every interval)
 
 Batch mode (for scripts, like top -b):
       --batch           print frames to stdout instead of the interactive view

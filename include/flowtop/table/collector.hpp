@@ -34,6 +34,7 @@ struct CollectorConfig {
     double sweep_cpu_share = 0.04;
     std::chrono::milliseconds max_sweep_gap{10000};
     std::size_t max_refresh = 4096;  // more busy flows than this: a full sweep is cheaper
+    std::chrono::milliseconds fixed_sweep_gap{0};  // non-zero: sweep this often, not adaptively
 };
 
 class Collector {

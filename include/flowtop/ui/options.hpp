@@ -28,6 +28,7 @@ struct Options {
     std::string sort;
     std::vector<std::string> geoip_dbs;
     std::string netns;
+    std::chrono::milliseconds full_sweep{0};  // --full-sweep: fixed gap between full dumps
     bool show_version = false;
     bool show_help = false;
 };
