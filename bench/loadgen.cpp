@@ -202,7 +202,10 @@ int main(int argc, char** argv) {
         }
         for (; carry_upd >= 1; carry_upd -= 1) {
             std::uint64_t live = next_new - oldest;
-            if (!live) break;
+            if (!live) {
+                carry_upd = 0;
+                break;
+            }
             batch.add(oldest + (update_cursor++ % live), IPCTNL_MSG_CT_NEW, false, ++mark);
             ++updated;
         }

@@ -160,30 +160,43 @@ private:
         }
     }
 
-    // One dump at open time turns "no permission" and "no conntrack netlink" into clear errors
-    // before anything else starts; the collector makes its own first dump afterwards.
+    // One small request at open time (the table's global counters, answered in one message,
+    // unlike a dump) turns "no permission" and "no conntrack netlink" into clear errors before
+    // anything else starts.
     void probe() {
-        send_dump_request(++seq_);
+        alignas(nlmsghdr) char req[MNL_SOCKET_BUFFER_SIZE];
+        nlmsghdr* nlh = mnl_nlmsg_put_header(req);
+        nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS;
+        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        nlh->nlmsg_seq = ++seq_;
+        auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+        nfh->nfgen_family = AF_UNSPEC;
+        nfh->version = NFNETLINK_V0;
+        if (mnl_socket_sendto(dump_.get(), nlh, nlh->nlmsg_len) < 0) {
+            int err = errno;
+            if (err == EPERM || err == EACCES) throw Error(permission_hint());
+            throw Error(errno_message("cannot ask the kernel for the conntrack table", err));
+        }
         alignas(nlmsghdr) std::byte buf[1 << 16];
         for (;;) {
             auto r = recv_dump(buf);
             if (r.error) throw Error(errno_message("cannot read the conntrack table", r.error));
             int len = static_cast<int>(r.bytes);
-            auto* nlh = reinterpret_cast<const nlmsghdr*>(buf);
-            while (mnl_nlmsg_ok(nlh, len)) {
-                if (nlh->nlmsg_type == NLMSG_DONE) return;
-                if (nlh->nlmsg_type == NLMSG_ERROR) {
-                    const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+            auto* msg = reinterpret_cast<const nlmsghdr*>(buf);
+            while (mnl_nlmsg_ok(msg, len)) {
+                if (msg->nlmsg_type == NLMSG_ERROR) {
+                    const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
                     int err = -e->error;
-                    if (err == 0) return;
+                    if (err == 0) return;  // the ACK after the answer
                     if (err == EPERM || err == EACCES) throw Error(permission_hint());
                     if (err == EOPNOTSUPP || err == ENOENT || err == EPROTONOSUPPORT)
                         throw Error("conntrack netlink is not available (is the "
                                     "nf_conntrack_netlink module loaded? try: modprobe "
                                     "nf_conntrack_netlink)");
-                    throw Error(errno_message("the kernel refused the conntrack dump", err));
+                    throw Error(errno_message("the kernel refused the conntrack request", err));
                 }
-                nlh = mnl_nlmsg_next(nlh, &len);
+                if (msg->nlmsg_type == NLMSG_DONE) return;
+                msg = mnl_nlmsg_next(msg, &len);
             }
         }
     }
