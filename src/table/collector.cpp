@@ -122,14 +122,7 @@ void Collector::full_dump(bool resync) {
 
 bool Collector::refresh_busy() {
     busy_.clear();
-    busy_ids_.clear();
-    table_.for_each([&](FlowRow& row) {
-        if (row.gone) return;
-        const bool moving = row.rate_known && (row.orig_rate > 0 || row.reply_rate > 0);
-        // Born while we watched, with accounting on: its first counters give an exact rate.
-        const bool unsampled = config_.acct_on && row.prev_known && !row.rate_known;
-        if (row.event_seen || moving || unsampled) busy_.push_back(row.ct);
-    });
+    table_.collect_busy(busy_, config_.acct_on);
     if (busy_.size() > config_.max_refresh) return false;
     stats_.refreshed = busy_.size();
     // Batches small enough that their answers fit the socket buffer before we read them.
@@ -173,24 +166,12 @@ void Collector::publish() {
     table_.tick(now_ns);
     for (auto* hook : hooks_) hook->on_tick(table_, *strings_, now_ns);
 
-    std::shared_ptr<Snapshot> snap;
-    for (auto& s : pool_) {
-        // use_count 1: only the pool holds it, and the hub no longer hands it out.
-        if (s.use_count() == 1) {
-            snap = s;
-            break;
-        }
-    }
-    if (!snap) {
-        snap = std::make_shared<Snapshot>();
-        if (pool_.size() < 4) pool_.push_back(snap);
-    }
+    auto snap = std::make_shared<Snapshot>();
     ++stats_.seq;
     stats_.time_ns = now_ns;
     stats_.interval_s = dt;
     snap->stats = stats_;
-    snap->rows.clear();
-    table_.copy_rows(snap->rows);
+    snap->rows = table_.rows();  // chunk pointers only: copy-on-write from here on
     snap->strings = strings_;
     hub_.publish(snap);
     table_.drop_gone();

@@ -13,11 +13,13 @@ struct Tuple {
     Addr dst;
     std::uint16_t sport = 0;  // host order; ICMP: 0
     std::uint16_t dport = 0;
+    friend bool operator==(const Tuple&, const Tuple&) = default;
 };
 
 struct Counters {
     std::uint64_t packets = 0;
     std::uint64_t bytes = 0;
+    friend bool operator==(const Counters&, const Counters&) = default;
 };
 
 constexpr std::uint8_t k_no_tcp_state = 0xff;
@@ -42,6 +44,7 @@ struct FlowRecord {
     std::uint8_t icmp_type = 0;
     std::uint8_t icmp_code = 0;
     std::uint16_t icmp_id = 0;
+    friend bool operator==(const FlowRecord&, const FlowRecord&) = default;
 };
 
 // Names for output: "tcp", "udp", ... or the number as text.

@@ -72,7 +72,6 @@ private:
     FlowTable table_;
     std::shared_ptr<StringPool> strings_;
     FrameStats stats_;
-    std::vector<std::shared_ptr<Snapshot>> pool_;  // buffers reused once no reader holds them
     std::vector<std::byte> buffer_;
     std::vector<TickHook*> hooks_;
     std::chrono::steady_clock::time_point last_tick_{};
@@ -81,7 +80,6 @@ private:
     unsigned sweep_every_ = 1;  // ticks between full sweeps
     std::uint32_t request_seq_ = 1u << 31;  // distinct from the dump's sequence numbers
     std::vector<ct::FlowRecord> busy_;
-    std::vector<std::uint32_t> busy_ids_;
 };
 
 // CLOCK_REALTIME in nanoseconds.

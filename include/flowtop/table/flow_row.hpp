@@ -20,17 +20,7 @@ struct FlowRow {
     double reply_rate = 0;
     float orig_rate_avg[k_rate_windows] = {};  // exponentially weighted over the windows above
     float reply_rate_avg[k_rate_windows] = {};
-    // Rates come from two samples of the counters and the time between them: between full
-    // sweeps only busy flows are re-read, so samples of a flow are not one tick apart.
-    std::uint64_t prev_orig_bytes = 0;  // counters at the previous sample
-    std::uint64_t prev_reply_bytes = 0;
-    std::uint64_t prev_sample_ns = 0;  // CLOCK_REALTIME of the previous sample
-    std::uint64_t sample_ns = 0;       // CLOCK_REALTIME when the current counters were read
-    std::uint32_t seen_sweep = 0;  // the last full dump (or event) that proved it exists
-    bool rate_known = false;       // false until two samples of counters exist
-    bool prev_known = false;
-    bool sampled = false;     // counters were read since the last tick
-    bool event_seen = false;  // an event arrived since the last tick: the flow is busy
+    bool rate_known = false;  // false until two samples of counters exist
     bool closed = false;  // the flow has ended: TCP TIME_WAIT/CLOSE, destroyed or expired
     bool gone = false;    // no longer in the kernel's table: shown once more, then dropped
 
@@ -52,6 +42,8 @@ struct FlowRow {
     StrId container = k_no_string;  // container name/id or systemd unit
     bool forwarded = false;         // no local socket: the host only routes this flow
     StrId netns = k_no_string;      // namespace label when watching several
+
+    friend bool operator==(const FlowRow&, const FlowRow&) = default;
 
     bool has_counters() const noexcept { return ct.has_counters; }
     std::uint64_t start_ns() const noexcept {

@@ -1,13 +1,16 @@
 #pragma once
-// The live flow table, owned by the single writer thread: a dense slab of rows with a private
-// hash index. Readers never see it; they see snapshots built from it once per tick.
+// The live flow table, owned by the single writer thread: dense rows (swap-removed, so a frame
+// is the row sequence itself) with a private id index and private per-flow sampling state.
+// Readers never see it; they see frames that share its row chunks copy-on-write.
 #include <cstdint>
-#include <unordered_map>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
 #include "flowtop/ct/flow_record.hpp"
 #include "flowtop/table/flow_row.hpp"
+#include "flowtop/table/flow_rows.hpp"
+#include "flowtop/table/flat_index.hpp"
 
 namespace flowtop::table {
 
@@ -22,38 +25,72 @@ public:
     // Returns how many flows the sweep found gone.
     std::size_t end_sweep(std::uint64_t now_ns);
 
+    // The kernel said the flow no longer exists (a refused GET): gone, as after a DESTROY.
+    void mark_gone(std::uint32_t id, std::uint64_t now_ns);
+
     // Turns the counters read since the last tick into rates (over the time between a flow's
     // two latest samples) and clears the per-tick activity marks.
     void tick(std::uint64_t now_ns);
 
-    // Appends every row (live and just-gone) to out.
+    // The rows as a frame shows them (shares chunks with the table until either changes).
+    const FlowRows& rows() const noexcept { return rows_; }
+    // Kept for readers written against a vector: appends every row.
     void copy_rows(std::vector<FlowRow>& out) const;
     // Drops the rows that are gone; call after they were published once.
     void drop_gone();
 
-    // The kernel said the flow no longer exists (a refused GET): gone, as after a DESTROY.
-    void mark_gone(std::uint32_t id, std::uint64_t now_ns) noexcept;
+    // Flows worth re-reading between full sweeps: an event came, traffic moved at the last
+    // sample, or a flow born while we watched still lacks its first counters.
+    void collect_busy(std::vector<ct::FlowRecord>& out, bool accounting_on) const;
 
-    std::size_t size() const noexcept { return index_.size(); }
-    FlowRow* find(std::uint32_t id) noexcept;
+    std::size_t size() const noexcept { return rows_.size(); }
+    const FlowRow* find(std::uint32_t id) const noexcept;
 
+    // Visits every row. A visitor taking `const FlowRow&` only reads; one taking `FlowRow&`
+    // may change rows, and only rows it really changed are written (and unshared).
     template <typename F>
     void for_each(F&& f) {
-        for (auto& slot : slots_)
-            if (slot.used) f(slot.row);
+        const auto& rows = rows_;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            if constexpr (std::is_invocable_v<F&, const FlowRow&>) {
+                f(rows[i]);
+            } else {
+                FlowRow copy = rows[i];
+                f(copy);
+                if (copy != rows[i]) rows_[i] = copy;
+            }
+        }
+    }
+
+    // Changes the row of flow `id`, if present, through `f(FlowRow&)`.
+    template <typename F>
+    bool update(std::uint32_t id, F&& f) {
+        auto i = index_.find(id);
+        if (i == FlatIndex::k_missing) return false;
+        f(rows_[i]);
+        return true;
     }
 
 private:
-    struct Slot {
-        FlowRow row;
-        bool used = false;
+    // What only the writer needs per flow; kept apart so sampling never touches shared chunks.
+    struct Sampling {
+        std::uint64_t prev_orig_bytes = 0;
+        std::uint64_t prev_reply_bytes = 0;
+        std::uint64_t prev_sample_ns = 0;  // when the previous counters were read
+        std::uint64_t sample_ns = 0;       // when the current counters were read
+        std::uint32_t seen_sweep = 0;      // the last sweep (or event) that proved it exists
+        bool prev_known = false;
+        bool sampled = false;     // counters were read since the last tick
+        bool event_seen = false;  // an event arrived since the last tick: the flow is busy
     };
-    FlowRow& insert(std::uint32_t id);
-    void mark_gone(FlowRow& row, std::uint64_t now_ns) noexcept;
 
-    std::vector<Slot> slots_;
-    std::vector<std::uint32_t> free_;
-    std::unordered_map<std::uint32_t, std::uint32_t> index_;  // conntrack id -> slot
+    std::uint32_t insert(std::uint32_t id);
+    void mark_gone_at(std::uint32_t i, std::uint64_t now_ns);
+    void sample(std::uint32_t i, std::uint64_t now_ns) noexcept;
+
+    FlowRows rows_;
+    std::vector<Sampling> sampling_;  // parallel to rows_
+    FlatIndex index_;                 // conntrack id -> row index
     std::unordered_set<std::uint32_t> recently_gone_[2];
     std::uint32_t sweep_ = 0;
     std::uint64_t last_tick_ns_ = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "flowtop/table/flow_row.hpp"
+#include "flowtop/table/flow_rows.hpp"
 #include "flowtop/util/string_pool.hpp"
 
 namespace flowtop::table {
@@ -34,7 +35,7 @@ struct FrameStats {
 
 struct Snapshot {
     FrameStats stats;
-    std::vector<FlowRow> rows;
+    FlowRows rows;  // vector-like; shares unchanged chunks with other frames
     std::shared_ptr<const StringPool> strings;
 
     std::string_view str(StrId id) const noexcept { return strings ? strings->get(id) : ""; }
