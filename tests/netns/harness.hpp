@@ -1,0 +1,120 @@
+#pragma once
+// Test hosts for the privileged tests: network namespaces with a veth pair between them,
+// documentation addresses, nft rules that make conntrack track, and flowtop run inside one of
+// them. Everything made here is removed by destructors, so a failing assertion cleans up too.
+#include <sys/types.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <string>
+#include <vector>
+
+namespace flowtop::test {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// Runs a shell command; returns its exit status and fills `out` with its stdout.
+int sh(const std::string& command, std::string* out = nullptr);
+// Runs a shell command and fails the current test if it fails.
+std::string must(const std::string& command);
+
+// A uniquely named network namespace, removed (with whatever runs in it) on destruction.
+class Namespace {
+public:
+    explicit Namespace(const std::string& role);
+    ~Namespace();
+    Namespace(const Namespace&) = delete;
+    Namespace& operator=(const Namespace&) = delete;
+
+    const std::string& name() const { return name_; }
+    // "ip netns exec NAME " + command
+    std::string exec(const std::string& command) const;
+    std::string sysctl(const std::string& key) const;
+    void set_sysctl(const std::string& key, const std::string& value) const;
+    // A socket created inside this namespace (it stays there, whichever thread uses it).
+    int socket(int domain, int type) const;
+
+private:
+    std::string name_;
+};
+
+// Two hosts on one link: a = 198.51.100.1 / 2001:db8::1, b = 198.51.100.2 / 2001:db8::2.
+// Conntrack is active in both (nft rules with `ct state`).
+class TestNet {
+public:
+    TestNet();
+    Namespace a{"a"};
+    Namespace b{"b"};
+    static constexpr const char* a4 = "198.51.100.1";
+    static constexpr const char* b4 = "198.51.100.2";
+    static constexpr const char* a6 = "2001:db8::1";
+    static constexpr const char* b6 = "2001:db8::2";
+};
+
+// One frame of `flowtop -o json`.
+struct Frame {
+    Json frame;
+    std::vector<Json> flows;
+    // Flows matching proto and destination port (0: any port).
+    std::vector<Json> find(const std::string& proto, int dport = 0) const;
+};
+
+// flowtop running inside a namespace (its own pid: signals reach it, not a wrapper).
+class Flowtop {
+public:
+    Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid = 0);
+    ~Flowtop();
+    Flowtop(const Flowtop&) = delete;
+    Flowtop& operator=(const Flowtop&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // The next whole frame, or nullopt on timeout or end of output.
+    std::optional<Frame> next_frame(std::chrono::milliseconds timeout = 5s);
+    // Every remaining frame until the process ends (bounded by timeout).
+    std::vector<Frame> all_frames(std::chrono::milliseconds timeout = 15s);
+    void signal(int signo) const;
+    // Waits for the process; returns the raw wait status, or -1 on timeout (then kills it).
+    int wait(std::chrono::milliseconds timeout = 10s);
+    // What it wrote to stderr so far (after wait()).
+    std::string stderr_text();
+
+private:
+    bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
+    pid_t pid_ = -1;
+    int out_ = -1;
+    int err_ = -1;
+    std::string buffer_;
+    std::string err_text_;
+    bool eof_ = false;
+    bool reaped_ = false;
+};
+
+// A TCP connection from b to a: the client sends `up` bytes, the server answers `down` bytes,
+// and both stay open (idle) until close() or destruction.
+class TcpTransfer {
+public:
+    TcpTransfer(const TestNet& net, bool ipv6, int port, std::size_t up, std::size_t down);
+    ~TcpTransfer();
+    void close();
+    int client_port() const { return client_port_; }
+
+private:
+    int listener_ = -1, server_ = -1, client_ = -1;
+    int client_port_ = 0;
+};
+
+// Sends `bytes` from b to a over TCP at about `bytes_per_s`, in the background.
+class PacedSender {
+public:
+    PacedSender(const TestNet& net, int port, std::size_t bytes_per_s, std::chrono::milliseconds length);
+    ~PacedSender();
+
+private:
+    int listener_ = -1, server_ = -1, client_ = -1;
+    std::jthread reader_, writer_;
+};
+
+}  // namespace flowtop::test
