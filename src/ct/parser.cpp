@@ -143,6 +143,21 @@ bool tcp_state_ended(std::uint8_t state) noexcept {
     return state == 7 /* TIME_WAIT */ || state == 8 /* CLOSE */;
 }
 
+std::string status_names(std::uint32_t status) {
+    // Bit order of enum ip_conntrack_status (linux/netfilter/nf_conntrack_common.h).
+    static constexpr const char* k_names[] = {
+        "EXPECTED", "SEEN_REPLY", "ASSURED",  "CONFIRMED", "SRC_NAT",  "DST_NAT",
+        "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE",
+        "UNTRACKED", "HELPER", "OFFLOAD", "HW_OFFLOAD"};
+    std::string out;
+    for (std::size_t bit = 0; bit < std::size(k_names); ++bit) {
+        if (!(status & (1u << bit))) continue;
+        if (!out.empty()) out += ',';
+        out += k_names[bit];
+    }
+    return out;
+}
+
 const char* proto_name(std::uint8_t proto) noexcept {
     switch (proto) {
         case IPPROTO_TCP: return "tcp";

@@ -35,7 +35,7 @@ const std::vector<const char*>& flow_field_keys() {
         "src",         "sport",       "dst",          "dport",       "reply_src",
         "reply_sport", "reply_dst",   "reply_dport",  "orig_bytes",  "orig_packets",
         "reply_bytes", "reply_packets", "orig_rate",  "reply_rate",  "age_s",
-        "closed",      "start",       "mark",         "zone",        "icmp_type",
+        "closed",      "status",      "start",       "mark",         "zone",        "icmp_type",
         "icmp_code",   "src_name",    "dst_name",     "service",     "src_country",
         "dst_country", "dst_city",    "dst_asn",      "dst_org",     "pid",
         "comm",        "cmdline",     "user",         "container",   "netns",
@@ -73,6 +73,8 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"reply_rate", rate(row, row.reply_rate)});
     out.push_back({"age_s", std::round(row.age_s(snap.stats.time_ns) * 10) / 10});
     out.push_back({"closed", row.closed});
+    out.push_back({"status", ct.has_status ? FieldValue(ct::status_names(ct.status))
+                                           : FieldValue(Null{})});
     out.push_back({"start", ct.start_ns ? FieldValue(rfc3339(ct.start_ns)) : FieldValue(Null{})});
     out.push_back({"mark", std::uint64_t{ct.mark}});
     out.push_back({"zone", std::uint64_t{ct.zone}});

@@ -152,3 +152,12 @@ TEST(FlowFields, HumanUnits) {
     EXPECT_EQ(ui::human_rate(4800, true), "38.4 kbit/s");
     EXPECT_EQ(ui::rfc3339(0), "1970-01-01T00:00:00.000Z");
 }
+
+TEST(FlowFields, ValuesComeInTheOrderOfTheKeys) {
+    auto s = make_snapshot();
+    std::vector<ui::Field> fields;
+    ui::flow_fields(s, s.rows[0], fields);
+    const auto& keys = ui::flow_field_keys();
+    ASSERT_EQ(fields.size(), keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_STREQ(fields[i].key, keys[i]);
+}

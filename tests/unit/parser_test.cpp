@@ -131,6 +131,8 @@ TEST(Parser, NamesFollowTheKernelsEnums) {
     EXPECT_STREQ(ct::proto_name(IPPROTO_DCCP), "dccp");
     EXPECT_EQ(ct::proto_name(250), nullptr);
     EXPECT_STREQ(ct::tcp_state_name(3), "ESTABLISHED");
+    EXPECT_EQ(ct::status_names(0xe), "SEEN_REPLY,ASSURED,CONFIRMED");
+    EXPECT_EQ(ct::status_names(0), "");
     EXPECT_TRUE(ct::tcp_state_ended(7));
     EXPECT_FALSE(ct::tcp_state_ended(3));
 }

@@ -1,6 +1,7 @@
 #pragma once
 // What one conntrack netlink message says about one flow, as plain values.
 #include <cstdint>
+#include <string>
 
 #include "flowtop/util/addr.hpp"
 
@@ -51,6 +52,8 @@ struct FlowRecord {
 const char* proto_name(std::uint8_t proto) noexcept;
 // "ESTABLISHED", "TIME_WAIT", ... or nullptr when there is no TCP state.
 const char* tcp_state_name(std::uint8_t state) noexcept;
+// The conntrack status bits as names, e.g. "SEEN_REPLY,ASSURED,CONFIRMED" ("" for none).
+std::string status_names(std::uint32_t status);
 // A TCP state in which the connection has ended (FIN/RST seen on both sides or closed).
 bool tcp_state_ended(std::uint8_t state) noexcept;
 
