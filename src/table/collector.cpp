@@ -1,5 +1,6 @@
 #include "flowtop/table/collector.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -118,6 +119,9 @@ void Collector::full_dump(bool resync) {
             std::max<long>(1, static_cast<long>(config_.fixed_sweep_gap / config_.interval)));
     stats_.sweep_interval_s = sweep_every_ * tick_s;
     ticks_since_sweep_ = 0;
+    // Chunks unshared during a sweep are freed once readers move on, but glibc keeps freed
+    // heap pages; handing them back keeps RSS at what the table really holds.
+    if (table_.size() >= 10000) malloc_trim(0);
 }
 
 bool Collector::refresh_busy() {
