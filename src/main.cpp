@@ -9,6 +9,7 @@
 #include "flowtop/table/collector.hpp"
 #include "flowtop/ui/batch_runner.hpp"
 #include "flowtop/ui/options.hpp"
+#include "flowtop/ui/top_view.hpp"
 #include "flowtop/util/error.hpp"
 #include "flowtop/util/signals.hpp"
 #include "flowtop/util/sysctl_guard.hpp"
@@ -26,8 +27,6 @@ int run(flowtop::ui::Options options) {
         std::fprintf(stderr, "flowtop: stdout is not a terminal: writing batch output "
                              "(--batch silences this note)\n");
     }
-    if (!options.batch)
-        throw Error("the interactive view is not available in this build: use --batch");
 
     require_net_admin();
     if (!options.netns.empty()) enter_netns(options.netns);
@@ -53,13 +52,14 @@ int run(flowtop::ui::Options options) {
         hub.close();
     });
 
-    if (auto first = hub.wait_newer(0, std::chrono::seconds(30)); first && first->stats.empty_at_start)
+    if (auto first = hub.wait_newer(0, std::chrono::seconds(30));
+        options.batch && first && first->stats.empty_at_start)
         std::fprintf(stderr,
                      "flowtop: note: the conntrack table is empty. The kernel tracks connections "
                      "in a network namespace only once a firewall rule uses conntrack (e.g. nft "
                      "'ct state') or NAT is set up.\n");
 
-    int status = ui::run_batch(hub, options, stdout);
+    int status = options.batch ? ui::run_batch(hub, options, stdout) : ui::run_top(hub, options);
     writer.request_stop();
     writer.join();
     guard.restore();

@@ -83,7 +83,7 @@ public:
 
     // Selection: a line index that follows the same flow (by id) or group (by key).
     std::size_t selected() const { return selected_; }
-    std::size_t scroll() const { return scroll_; }
+    std::size_t first_line() const { return scroll_; }
     void move_selection(long delta, std::size_t visible);
     void select_first() { selected_ = 0; pin_selection(); }
     void select_last() { selected_ = line_count() ? line_count() - 1 : 0; pin_selection(); }
