@@ -4,30 +4,30 @@
 #include <vector>
 
 #include "flowtop/ui/batch_writer.hpp"
+#include "flowtop/ui/filter_expr.hpp"
 #include "flowtop/ui/flow_filter.hpp"
+#include "flowtop/ui/view_model.hpp"
+#include "flowtop/util/error.hpp"
 #include "flowtop/util/signals.hpp"
 
 namespace flowtop::ui {
-namespace {
-
-// Busiest first: the order a person scanning a frame wants, and stable for scripts.
-void order_rows(std::vector<const table::FlowRow*>& rows) {
-    std::sort(rows.begin(), rows.end(), [](const table::FlowRow* a, const table::FlowRow* b) {
-        const double ra = a->rate_known ? a->orig_rate + a->reply_rate : 0;
-        const double rb = b->rate_known ? b->orig_rate + b->reply_rate : 0;
-        if (ra != rb) return ra > rb;
-        const auto ba = a->has_counters() ? a->ct.orig_counters.bytes + a->ct.reply_counters.bytes : 0;
-        const auto bb = b->has_counters() ? b->ct.orig_counters.bytes + b->ct.reply_counters.bytes : 0;
-        if (ba != bb) return ba > bb;
-        return a->ct.id < b->ct.id;
-    });
-}
-
-}  // namespace
 
 int run_batch(const table::SnapshotHub& hub, const Options& options, std::FILE* out) {
     auto writer = make_batch_writer(options.format, out, {options.bits, true});
     const FlowFilter filter(options);
+    FilterError error;
+    const FilterExpr expr = FilterExpr::parse(options.filter, &error);
+    if (!error.message.empty())
+        throw UsageError("--filter: " + error.message + " (at column " +
+                         std::to_string(error.column + 1) + ")");
+    // Busiest first unless --sort says otherwise: the order a person scanning a frame wants.
+    SortKey sort = SortKey::rate;
+    if (!options.sort.empty()) {
+        auto key = parse_sort_key(options.sort);
+        if (!key) throw UsageError("unknown sort column '" + options.sort + "'");
+        sort = *key;
+    }
+    const LocalAddresses local = LocalAddresses::of_current_namespace();
     const long count = options.count.value_or(1);
     std::uint64_t last_seq = 0;
     std::vector<const table::FlowRow*> rows;
@@ -39,8 +39,8 @@ int run_batch(const table::SnapshotHub& hub, const Options& options, std::FILE* 
         last_seq = snap->stats.seq;
         rows.clear();
         for (const auto& row : snap->rows)
-            if (filter.matches(row)) rows.push_back(&row);
-        order_rows(rows);
+            if (filter.matches(row) && expr.matches(*snap, row, &local)) rows.push_back(&row);
+        sort_rows(rows, *snap, sort, false, RateWindow::tick);
         writer->write_frame(*snap, rows);
         if (std::ferror(out)) return signals::pending_exit_signal() ? 0 : 1;
         ++written;

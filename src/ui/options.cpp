@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "flowtop/ui/filter_expr.hpp"
+#include "flowtop/ui/view_model.hpp"
 #include "flowtop/util/error.hpp"
 
 #ifndef FLOWTOP_VERSION
@@ -141,6 +143,18 @@ Options parse_options(int argc, char* const argv[]) {
     }
     if (optind < argc)
         throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
+    if (!o.filter.empty()) {
+        FilterError error;
+        FilterExpr::parse(o.filter, &error);
+        if (!error.message.empty())
+            throw UsageError("--filter: " + error.message + " (at column " +
+                             std::to_string(error.column + 1) + ")");
+    }
+    if (!o.sort.empty() && !parse_sort_key(o.sort)) {
+        std::string names;
+        for (auto key : sort_keys()) names += std::string(names.empty() ? "" : ", ") + sort_key_name(key);
+        throw UsageError("unknown sort column '" + o.sort + "': use one of " + names);
+    }
     if (o.only_ipv4 && o.only_ipv6) {
         // Both given means both, as in flowtop 0.6.8.
         o.only_ipv4 = o.only_ipv6 = false;

@@ -110,3 +110,15 @@ TEST(Options, HelpAndVersion) {
     EXPECT_TRUE(parse({"--version"}).show_version);
     EXPECT_NE(flowtop::ui::usage_text().find("--batch"), std::string::npos);
 }
+
+TEST(Options, FilterAndSortAreCheckedUpFront) {
+    EXPECT_THROW(parse({"--filter", "port:22 and"}), UsageError);
+    EXPECT_THROW(parse({"--sort", "colour"}), UsageError);
+    EXPECT_NO_THROW(parse({"--filter", "host:198.51.100.0/24 and not port:22", "--sort", "orig_bytes"}));
+    try {
+        parse({"--filter", "(port:22"});
+        FAIL();
+    } catch (const UsageError& e) {
+        EXPECT_NE(std::string(e.what()).find("at column 1"), std::string::npos) << e.what();
+    }
+}
