@@ -46,7 +46,7 @@ void Summary::update(const table::Snapshot& snap) {
     last_events_ = snap.stats.events;
 }
 
-int list_rows(int height) { return std::max(0, height - 5); }
+int list_rows(int height) { return std::max(0, height - 6); }  // 3 header, titles, 2 bottom
 
 const std::vector<std::string>& help_lines() {
     static const std::vector<std::string> lines = {
@@ -110,7 +110,7 @@ std::vector<int> layout(const std::vector<Column>& cols, int width, std::vector<
             if (!shown[i]) continue;
             ++n;
             if (cols[i].width) w += cols[i].width;
-            else { ++flex; w += 14; }  // a flexible column needs at least this
+            else { ++flex; w += 12; }  // a flexible column needs at least this
         }
         return w + n - 1;
     };
@@ -225,7 +225,7 @@ void draw_flows(Terminal& t, ViewModel& model, const UiState& ui, int top, int r
     std::vector<Column> cols = {
         {"PROTO", 6, false, 0},       {"STATE", 11, false, 4},
         {"SOURCE", 0, false, ui.show_source ? 5 : 9}, {"DESTINATION", 0, false, 0},
-        {"PORT", 9, false, 0},        {"PROCESS", 14, false, 8},
+        {"PORT", 7, false, 0},        {"PROCESS", 14, false, 8},
         {"CC", 3, false, 7},          {"\u2191BYTES", 8, true, 5},
         {"\u2193BYTES", 8, true, 5},  {ui.totals ? "\u2191TOTAL" : "\u2191RATE", rate_w, true, 0},
         {ui.totals ? "\u2193TOTAL" : "\u2193RATE", rate_w, true, 0},
