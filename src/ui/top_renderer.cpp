@@ -20,7 +20,11 @@ void Summary::update(const table::Snapshot& snap) {
     live_orig_ = live_reply_ = 0;
     for (auto& r : orig_rate_) r = 0;
     for (auto& r : reply_rate_) r = 0;
+    for (auto& n : by_proto_) n = 0;
     for (const auto& row : snap.rows) {
+        const auto p = row.ct.proto;
+        ++by_proto_[p == IPPROTO_TCP ? 0 : p == IPPROTO_UDP ? 1
+                    : (p == IPPROTO_ICMP || p == IPPROTO_ICMPV6) ? 2 : 3];
         if (!row.has_counters()) continue;
         if (row.gone) {
             // Its last frame: from now on its bytes live only in the total since start.
@@ -179,13 +183,8 @@ std::string port_text(const table::Snapshot& snap, const table::FlowRow& r) {
 void draw_header(Terminal& t, const ViewModel& model, const UiState& ui) {
     const auto& snap = *model.snapshot();
     const auto& s = snap.stats;
-    std::size_t tcp = 0, udp = 0, icmp = 0, other = 0;
-    for (const auto& r : snap.rows) {
-        if (r.ct.proto == IPPROTO_TCP) ++tcp;
-        else if (r.ct.proto == IPPROTO_UDP) ++udp;
-        else if (r.ct.proto == IPPROTO_ICMP || r.ct.proto == IPPROTO_ICMPV6) ++icmp;
-        else ++other;
-    }
+    const std::size_t* n = ui.summary.by_proto();
+    const std::size_t tcp = n[0], udp = n[1], icmp = n[2], other = n[3];
     const auto w = model.settings().window;
     char line[512];
     std::snprintf(line, sizeof line,

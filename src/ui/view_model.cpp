@@ -80,40 +80,57 @@ double reply_rate_of(const table::FlowRow& r, RateWindow w) {
     return w == RateWindow::tick ? r.reply_rate : r.reply_rate_avg[static_cast<int>(w)];
 }
 
+namespace {
+
+// A strict total order for one sort setting: ties fall back to the conntrack id, so rows never
+// jitter between frames.
+struct RowOrder {
+    const table::Snapshot& snap;
+    SortKey key;
+    bool desc;
+    RateWindow w;
+
+    int compare(const table::FlowRow* a, const table::FlowRow* b) const {
+        auto three = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
+        switch (key) {
+            case SortKey::rate: case SortKey::flows:
+                return three(orig_rate_of(*a, w) + reply_rate_of(*a, w),
+                             orig_rate_of(*b, w) + reply_rate_of(*b, w));
+            case SortKey::orig_rate: return three(orig_rate_of(*a, w), orig_rate_of(*b, w));
+            case SortKey::reply_rate: return three(reply_rate_of(*a, w), reply_rate_of(*b, w));
+            case SortKey::bytes:
+                return three(bytes_of(*a, true) + bytes_of(*a, false),
+                             bytes_of(*b, true) + bytes_of(*b, false));
+            case SortKey::orig_bytes: return three(bytes_of(*a, true), bytes_of(*b, true));
+            case SortKey::reply_bytes: return three(bytes_of(*a, false), bytes_of(*b, false));
+            case SortKey::age:
+                return three(a->age_s(snap.stats.time_ns), b->age_s(snap.stats.time_ns));
+            case SortKey::proto: return three(a->ct.proto, b->ct.proto);
+            case SortKey::state: return three(a->ct.tcp_state, b->ct.tcp_state);
+            case SortKey::src: return three(a->ct.orig.src, b->ct.orig.src);
+            case SortKey::dst: return three(a->ct.orig.dst, b->ct.orig.dst);
+            case SortKey::dport: return three(a->ct.orig.dport, b->ct.orig.dport);
+            case SortKey::process: return snap.str(a->comm).compare(snap.str(b->comm));
+            case SortKey::country: return snap.str(a->dst_country).compare(snap.str(b->dst_country));
+        }
+        return 0;
+    }
+    bool operator()(const table::FlowRow* a, const table::FlowRow* b) const {
+        const int c = compare(a, b);
+        if (c != 0) return desc ? c > 0 : c < 0;
+        return a->ct.id < b->ct.id;
+    }
+};
+
+RowOrder order_for(const table::Snapshot& snap, SortKey key, bool reverse, RateWindow w) {
+    return RowOrder{snap, key, descending_by_default(key) != reverse, w};
+}
+
+}  // namespace
+
 void sort_rows(std::vector<const table::FlowRow*>& rows, const table::Snapshot& snap, SortKey key,
                bool reverse, RateWindow w, std::size_t limit) {
-    const bool desc = descending_by_default(key) != reverse;
-    const auto now = snap.stats.time_ns;
-    // A total order: ties fall back to the conntrack id, so rows never jitter between frames.
-    auto less = [&](const table::FlowRow* a, const table::FlowRow* b) {
-        auto cmp = [&]() -> int {
-            auto three = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
-            switch (key) {
-                case SortKey::rate: case SortKey::flows:
-                    return three(orig_rate_of(*a, w) + reply_rate_of(*a, w),
-                                 orig_rate_of(*b, w) + reply_rate_of(*b, w));
-                case SortKey::orig_rate: return three(orig_rate_of(*a, w), orig_rate_of(*b, w));
-                case SortKey::reply_rate: return three(reply_rate_of(*a, w), reply_rate_of(*b, w));
-                case SortKey::bytes:
-                    return three(bytes_of(*a, true) + bytes_of(*a, false),
-                                 bytes_of(*b, true) + bytes_of(*b, false));
-                case SortKey::orig_bytes: return three(bytes_of(*a, true), bytes_of(*b, true));
-                case SortKey::reply_bytes: return three(bytes_of(*a, false), bytes_of(*b, false));
-                case SortKey::age: return three(a->age_s(now), b->age_s(now));
-                case SortKey::proto: return three(a->ct.proto, b->ct.proto);
-                case SortKey::state: return three(a->ct.tcp_state, b->ct.tcp_state);
-                case SortKey::src: return three(a->ct.orig.src, b->ct.orig.src);
-                case SortKey::dst: return three(a->ct.orig.dst, b->ct.orig.dst);
-                case SortKey::dport: return three(a->ct.orig.dport, b->ct.orig.dport);
-                case SortKey::process: return snap.str(a->comm).compare(snap.str(b->comm));
-                case SortKey::country:
-                    return snap.str(a->dst_country).compare(snap.str(b->dst_country));
-            }
-            return 0;
-        }();
-        if (cmp != 0) return desc ? cmp > 0 : cmp < 0;
-        return a->ct.id < b->ct.id;
-    };
+    const RowOrder less = order_for(snap, key, reverse, w);
     if (limit >= rows.size()) {
         std::sort(rows.begin(), rows.end(), less);
     } else {
@@ -162,12 +179,24 @@ bool ViewModel::shown(const table::FlowRow& row) const {
 }
 
 void ViewModel::refresh(std::size_t visible) {
-    matched_.clear();
+    if (!snap_) {
+        matched_.clear();
+        sorted_.clear();
+        groups_.clear();
+        return;
+    }
+    const bool same_input = snap_.get() == last_snap_ && filter_.text() == last_filter_ &&
+                            settings_ == last_settings_;
+    if (!same_input) {
+        matched_.clear();
+        for (const auto& row : snap_->rows)
+            if (shown(row)) matched_.push_back(&row);
+        last_snap_ = snap_.get();
+        last_filter_ = filter_.text();
+        last_settings_ = settings_;
+    }
     sorted_.clear();
     groups_.clear();
-    if (!snap_) return;
-    for (const auto& row : snap_->rows)
-        if (shown(row)) matched_.push_back(&row);
     if (settings_.tab != Tab::flows) {
         build_groups();
         pin_selection();
@@ -181,15 +210,11 @@ void ViewModel::refresh(std::size_t visible) {
         auto it = std::find_if(matched_.begin(), matched_.end(),
                                [&](auto* r) { return r->ct.id == *selected_id_; });
         if (it != matched_.end()) {
-            std::vector<const table::FlowRow*> pair{*it};
             const table::FlowRow* target = *it;
+            const RowOrder less = order_for(*snap_, settings_.sort, settings_.reverse, settings_.window);
             std::size_t rank = 0;
-            for (const auto* r : matched_) {
-                if (r == target) continue;
-                pair = {r, target};
-                sort_rows(pair, *snap_, settings_.sort, settings_.reverse, settings_.window);
-                if (pair[0] == r) ++rank;
-            }
+            for (const auto* r : matched_)
+                if (less(r, target)) ++rank;
             selected_ = rank;
             if (selected_ < scroll_) scroll_ = selected_;
             if (visible && selected_ >= scroll_ + visible) scroll_ = selected_ - visible + 1;
@@ -315,14 +340,9 @@ void ViewModel::move_selection(long delta, std::size_t visible) {
     if (selected_ < scroll_) scroll_ = selected_;
     if (visible && selected_ >= scroll_ + visible) scroll_ = selected_ - visible + 1;
     if (settings_.tab == Tab::flows) {
-        // The new selection may lie beyond the sorted part: sort a little further.
-        if (selected_ >= sorted_.size() && snap_) {
-            sorted_ = matched_;
-            const std::size_t want = std::min(matched_.size(), scroll_ + visible);
-            sort_rows(sorted_, *snap_, settings_.sort, settings_.reverse, settings_.window, want);
-            sorted_.resize(want);
-        }
+        // Beyond the sorted part the next refresh sorts further and pins the flow there.
         if (selected_ < sorted_.size()) selected_id_ = sorted_[selected_]->ct.id;
+        else selected_id_.reset();
     } else if (selected_ < groups_.size()) {
         selected_key_ = groups_[selected_].key;
     }

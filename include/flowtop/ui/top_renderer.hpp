@@ -21,12 +21,15 @@ public:
     double orig_peak() const { return orig_peak_; }
     double reply_peak() const { return reply_peak_; }
     double events_per_s() const { return events_per_s_; }
+    // Flows in the frame by protocol: tcp, udp, icmp (both versions), other.
+    const std::size_t* by_proto() const { return by_proto_; }
 
 private:
     std::uint64_t departed_orig_ = 0, departed_reply_ = 0, live_orig_ = 0, live_reply_ = 0;
     double orig_rate_[4] = {}, reply_rate_[4] = {};
     double orig_peak_ = 0, reply_peak_ = 0, events_per_s_ = 0;
     std::uint64_t last_seq_ = 0, last_events_ = 0;
+    std::size_t by_proto_[4] = {};
 };
 
 struct UiState {

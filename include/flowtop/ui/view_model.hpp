@@ -52,6 +52,7 @@ public:
         std::vector<std::uint8_t> hidden_protos;
         bool only_ipv4 = false, only_ipv6 = false;
         std::vector<std::uint8_t> only_protos;  // from -T -U ...; empty: all
+        friend bool operator==(const Settings&, const Settings&) = default;
     };
 
     explicit ViewModel(LocalAddresses local = {}) : local_(std::move(local)) {}
@@ -107,6 +108,11 @@ private:
     std::size_t scroll_ = 0;
     std::optional<std::uint32_t> selected_id_;
     std::optional<std::string> selected_key_;
+    // What the last refresh was computed from: a keypress that changes none of it (moving
+    // the selection) reuses the filtered rows instead of scanning the table again.
+    const table::Snapshot* last_snap_ = nullptr;
+    std::string last_filter_;
+    Settings last_settings_;
 };
 
 }  // namespace flowtop::ui
