@@ -392,6 +392,10 @@ void draw_bottom(Terminal& t, const ViewModel& model, const UiState& ui, int y) 
     std::string line = ui.status.empty()
                            ? "F1 help  / filter  < > sort  r reverse  Tab view  Space pause  q quit"
                            : ui.status;
+    const auto& snap = *model.snapshot();
+    if (ui.status.empty() && snap.rows.empty() && snap.stats.empty_at_start)
+        line = "The table is empty: the kernel tracks connections here only once a firewall rule "
+               "uses conntrack (nft 'ct state') or NAT is set up.";
     char count[64];
     std::snprintf(count, sizeof count, "  [%zu/%zu]", model.line_count() ? model.selected() + 1 : 0,
                   model.line_count());

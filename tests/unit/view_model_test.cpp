@@ -244,3 +244,13 @@ TEST(Renderer, PausedShowsInTheHeader) {
     m.set_paused(true);
     EXPECT_NE(draw(80, 24, m).find("PAUSED"), std::string::npos);
 }
+
+TEST(Renderer, EmptyTableSaysWhy) {
+    ViewModel m;
+    auto s = std::make_shared<table::Snapshot>();
+    s->strings = std::make_shared<StringPool>();
+    s->stats.seq = 1;
+    s->stats.empty_at_start = true;
+    m.offer(s);
+    EXPECT_NE(draw(120, 30, m).find("only once a firewall rule"), std::string::npos);
+}
