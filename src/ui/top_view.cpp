@@ -114,9 +114,7 @@ public:
     TopView(const table::SnapshotHub& hub, const Options& o)
         : hub_(hub), model_(LocalAddresses::of_current_namespace()) {
         auto& s = model_.settings();
-        s.only_ipv4 = o.only_ipv4;
-        s.only_ipv6 = o.only_ipv6;
-        s.only_protos = o.protocols;
+        s.command_line = FlowFilter(o);
         ui_.show_source = o.show_source;
         ui_.bits = o.bits;
         if (!o.sort.empty()) {

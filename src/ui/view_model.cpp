@@ -165,11 +165,7 @@ bool ViewModel::set_filter(const std::string& text, FilterError* error) {
 
 bool ViewModel::shown(const table::FlowRow& row) const {
     const auto& s = settings_;
-    if (s.only_ipv4 && row.ct.family != Family::ipv4) return false;
-    if (s.only_ipv6 && row.ct.family != Family::ipv6) return false;
-    if (!s.only_protos.empty() &&
-        std::find(s.only_protos.begin(), s.only_protos.end(), row.ct.proto) == s.only_protos.end())
-        return false;
+    if (!s.command_line.matches(row)) return false;
     if (std::find(s.hidden_protos.begin(), s.hidden_protos.end(), row.ct.proto) !=
         s.hidden_protos.end())
         return false;

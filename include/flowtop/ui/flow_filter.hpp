@@ -13,6 +13,7 @@ public:
     FlowFilter() = default;
     explicit FlowFilter(const Options& options);
     bool matches(const table::FlowRow& row) const noexcept;
+    friend bool operator==(const FlowFilter&, const FlowFilter&) = default;
 
 private:
     bool only_ipv4_ = false;

@@ -8,6 +8,7 @@
 
 #include "flowtop/table/snapshot.hpp"
 #include "flowtop/ui/filter_expr.hpp"
+#include "flowtop/ui/flow_filter.hpp"
 
 namespace flowtop::ui {
 
@@ -50,8 +51,7 @@ public:
         RateWindow window = RateWindow::tick;
         bool active_only = false;  // hide flows without traffic in the shown window
         std::vector<std::uint8_t> hidden_protos;
-        bool only_ipv4 = false, only_ipv6 = false;
-        std::vector<std::uint8_t> only_protos;  // from -T -U ...; empty: all
+        FlowFilter command_line;  // -4 -6 -T -U -D -I -S
         friend bool operator==(const Settings&, const Settings&) = default;
     };
 
