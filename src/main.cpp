@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <thread>
 
 #include "flowtop/ct/conntrack_io.hpp"
+#include "flowtop/enrich/proc_attributor.hpp"
 #include "flowtop/table/collector.hpp"
 #include "flowtop/ui/batch_runner.hpp"
 #include "flowtop/ui/options.hpp"
@@ -42,6 +44,13 @@ int run(flowtop::ui::Options options) {
                                {.interval = options.interval,
                                 .acct_on = guard.is_on(k_acct),
                                 .timestamp_on = guard.is_on(k_timestamp)});
+    // Made after enter_netns: its worker thread inherits the watched namespace for sock_diag,
+    // while /proc stays the host's mount.
+    std::unique_ptr<enrich::ProcAttributor> proc;
+    if (!options.no_proc) {
+        proc = std::make_unique<enrich::ProcAttributor>();
+        collector.add_hook(proc.get());
+    }
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
         try {

@@ -23,6 +23,7 @@ enum LongOnly {
     opt_sort,
     opt_geoip_db,
     opt_netns,
+    opt_no_proc,
 };
 
 const option k_long_options[] = {
@@ -45,6 +46,7 @@ const option k_long_options[] = {
     {"sort", required_argument, nullptr, opt_sort},
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
+    {"no-proc", no_argument, nullptr, opt_no_proc},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -122,6 +124,7 @@ Options parse_options(int argc, char* const argv[]) {
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
                 break;
+            case opt_no_proc: o.no_proc = true; break;
             case 'v': o.show_version = true; break;
             case 'h': o.show_help = true; break;
             case ':': {
@@ -167,6 +170,7 @@ Display:
   -G, --no-geoip        no GeoIP lookups
       --geoip-db PATH   mmdb file to use (repeatable)
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
+      --no-proc         no process attribution (pid, comm, user, container of local flows)
 
 Batch mode (for scripts, like top -b):
       --batch           print frames to stdout instead of the interactive view
