@@ -132,6 +132,7 @@ struct ProcAttributor::Impl {
     };
     std::unordered_map<std::uint32_t, Known> infos;
     LocalAddrs local;
+    std::chrono::steady_clock::time_point local_at{};
     UniqueFd new_flows;
     std::vector<std::byte> event_buf = std::vector<std::byte>(256 * 1024);
     std::jthread worker;
@@ -274,11 +275,25 @@ void ProcAttributor::Impl::work(std::stop_token stop) {
     ct::Parser parser;
     std::vector<Request> batch;
     std::vector<Result> out;
+    // Keep the cache warm: when a new flow comes, only processes started since the last look
+    // need a walk, and that walk must beat a client that exits right after sending.
+    auto warm = [this] {
+        std::uint64_t reads = 0;
+        auto before = cache.stats().proc_reads;
+        remember_new_processes(reads);
+        stats.proc_reads += cache.stats().proc_reads - before + reads;
+    };
+    warm();
     while (!stop.stop_requested()) {
         pollfd fds[2] = {{wake.get(), POLLIN, 0}, {new_flows.get(), POLLIN, 0}};
         int nfds = new_flows ? 2 : 1;
-        if (poll(fds, static_cast<nfds_t>(nfds), 1000) < 0 && errno != EINTR) break;
+        int ready = poll(fds, static_cast<nfds_t>(nfds), 1000);
+        if (ready < 0 && errno != EINTR) break;
         if (stop.stop_requested()) break;
+        if (ready == 0) {
+            warm();
+            continue;
+        }
         std::uint64_t count;
         [[maybe_unused]] auto r = read(wake.get(), &count, sizeof(count));
         batch.clear();
@@ -302,12 +317,21 @@ void ProcAttributor::Impl::work(std::stop_token stop) {
 }
 
 void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Result>& out) {
-    local.refresh();
+    // Interface addresses change rarely; a NEW-event batch cannot afford the netlink round trip.
+    auto now = std::chrono::steady_clock::now();
+    if (now - local_at > std::chrono::seconds(1)) {
+        local.refresh();
+        local_at = now;
+    }
     // The same flow may come from the NEW listener and the tick.
     std::unordered_set<std::uint32_t> done;
-    std::vector<std::pair<std::size_t, SocketMatch>> matched;
-    bool dumped = false;
-    SocketIndex index;
+    struct Local {
+        std::size_t index;
+        bool client;
+        bool server;
+    };
+    std::vector<Local> locals;
+    bool want[2][2] = {};  // [udp][ipv6]
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const auto& f = batch[i].flow;
         if (!done.insert(batch[i].id).second) continue;
@@ -320,33 +344,49 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
             ++stats.forwarded;
             continue;
         }
-        if (!dumped) {
-            // Before the socket dump: the new flow's process may be about to exit.
-            std::uint64_t early_reads = 0;
-            auto early_before = cache.stats().proc_reads;
-            remember_new_processes(early_reads);
-            stats.proc_reads += cache.stats().proc_reads - early_before + early_reads;
-            std::vector<SocketEntry> sockets;
-            for (std::uint8_t proto : {std::uint8_t{IPPROTO_TCP}, std::uint8_t{IPPROTO_UDP}})
-                for (Family fam : {Family::ipv4, Family::ipv6}) {
-                    diag.dump(proto, fam, sockets);
-                    ++stats.dumps;
-                }
-            index.build(sockets);
-            dumped = true;
+        locals.push_back({i, client_local, server_local});
+        want[f.proto == IPPROTO_UDP][f.family == Family::ipv6] = true;
+    }
+    if (locals.empty()) return;
+
+    // Sockets first, then the processes started since the last look: a client that exits right
+    // after sending takes its socket along within about a millisecond (measured with python3).
+    std::vector<SocketEntry> sockets;
+    for (int udp = 0; udp < 2; ++udp)
+        for (int v6 = 0; v6 < 2; ++v6) {
+            if (!want[udp][v6]) continue;
+            diag.dump(udp ? IPPROTO_UDP : IPPROTO_TCP, v6 ? Family::ipv6 : Family::ipv4, sockets);
+            ++stats.dumps;
         }
-        if (auto m = index.match(f, client_local, server_local)) {
-            matched.emplace_back(i, *m);
+    // A v6 socket may serve an IPv4 flow (mapped addresses): dump v6 too for IPv4 flows.
+    for (int udp = 0; udp < 2; ++udp)
+        if (want[udp][0] && !want[udp][1]) {
+            diag.dump(udp ? IPPROTO_UDP : IPPROTO_TCP, Family::ipv6, sockets);
+            ++stats.dumps;
+        }
+    auto reads_before = cache.stats().proc_reads;
+    std::uint64_t info_reads = 0;
+    for (auto pid : cache.scan_new_pids()) {
+        infos.erase(pid);  // a reused pid
+        info_of(pid, info_reads);
+    }
+    SocketIndex index;
+    index.build(sockets);
+    std::vector<std::pair<std::size_t, SocketMatch>> matched;
+    for (const auto& l : locals) {
+        if (auto m = index.match(batch[l.index].flow, l.client, l.server)) {
+            matched.emplace_back(l.index, *m);
         } else {
-            out.push_back({batch[i].id, Outcome::unknown, false, 0, {}});
+            out.push_back({batch[l.index].id, Outcome::unknown, false, 0, {}});
             ++stats.unknown;
         }
     }
+    stats.proc_reads += cache.stats().proc_reads - reads_before + info_reads;
     if (matched.empty()) return;
     std::vector<std::uint32_t> inodes, pids(matched.size());
     for (auto& [i, m] : matched) inodes.push_back(m.inode);
-    auto reads_before = cache.stats().proc_reads;
-    std::uint64_t info_reads = 0;
+    reads_before = cache.stats().proc_reads;
+    info_reads = 0;
     cache.resolve(inodes, pids);
     for (std::size_t k = 0; k < matched.size(); ++k) {
         Result r{batch[matched[k].first].id, Outcome::attributed, true, matched[k].second.uid, {}};

@@ -43,9 +43,15 @@ bool InodeCache::still_holds(std::uint32_t inode, const Where& w) {
 
 void InodeCache::scan_pid(std::uint32_t pid) {
     auto& mine = by_pid_[pid];
+    // Sockets it no longer holds keep it as their last owner: an exiting process (a zombie
+    // until reaped) has an empty fd directory while its flows are still being looked up.
+    auto now = std::chrono::steady_clock::now();
     for (auto inode : mine) {
         auto it = by_inode_.find(inode);
-        if (it != by_inode_.end() && it->second.pid == pid) by_inode_.erase(it);
+        if (it != by_inode_.end() && it->second.pid == pid) {
+            by_inode_.erase(it);
+            gone_[inode] = Gone{pid, now};
+        }
     }
     mine.clear();
     std::string dir = proc_root_ + "/" + std::to_string(pid) + "/fd";
@@ -104,11 +110,29 @@ std::vector<std::uint32_t> InodeCache::scan_new_pids() {
     auto t = std::chrono::steady_clock::now();
     std::erase_if(gone_, [&](const auto& kv) { return t - kv.second.when > k_gone_keep; });
     std::vector<std::uint32_t> with_sockets;
+    for (auto it = young_.begin(); it != young_.end();) {
+        std::uint32_t pid = it->first;
+        if (!known_pids_.contains(pid) || t - it->second > k_young) {
+            it = young_.erase(it);
+            continue;
+        }
+        scan_pid(pid);
+        if (by_pid_.contains(pid)) {
+            with_sockets.push_back(pid);
+            it = young_.erase(it);
+        } else {
+            ++it;
+        }
+    }
     for (auto pid : now)
         if (known_pids_.insert(pid).second) {
             scan_pid(pid);
-            if (by_pid_.contains(pid)) with_sockets.push_back(pid);
+            if (by_pid_.contains(pid))
+                with_sockets.push_back(pid);
+            else if (!first_listing_)
+                young_.emplace(pid, t);
         }
+    first_listing_ = false;
     return with_sockets;
 }
 

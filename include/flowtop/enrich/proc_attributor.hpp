@@ -5,7 +5,9 @@
 //
 // A short-lived client is gone by the next tick, so the worker also listens for conntrack NEW
 // events itself and attributes locally-ended flows at once, while the process still holds the
-// socket. An attribution, once made, stays in the row for the flow's lifetime.
+// socket. An attribution, once made, stays in the row for the flow's lifetime. A client that
+// closes its socket within about a millisecond of its first packet can still win that race on a
+// loaded machine: its flow then shows the socket's user at most (TCP), or nothing (UDP).
 #include <atomic>
 #include <cstdint>
 #include <memory>

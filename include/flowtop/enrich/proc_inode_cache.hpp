@@ -57,6 +57,11 @@ class InodeCache {
     };
     std::unordered_map<std::uint32_t, Gone> gone_;  // inode -> last owner, kept k_gone_keep
     static constexpr std::chrono::seconds k_gone_keep{120};
+    // Processes first seen holding no socket within k_young: rescanned with the new ones, since
+    // a program just started (python, curl) opens its socket a few milliseconds after exec.
+    std::unordered_map<std::uint32_t, std::chrono::steady_clock::time_point> young_;
+    static constexpr std::chrono::seconds k_young{5};
+    bool first_listing_ = true;  // processes found at start are not young
     InodeCacheStats stats_;
     // A full rescan for a miss happens at most this often: an inode whose process has gone
     // would otherwise cost a walk of every process each time it is asked for.
