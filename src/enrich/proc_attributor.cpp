@@ -207,9 +207,11 @@ void ProcAttributor::on_tick(table::FlowTable& table, StringPool& strings, std::
 
     s.outgoing.clear();
     table.for_each([&](table::FlowRow& row) {
+        // Settled rows cost no lookup: at 100k flows this loop runs every tick.
+        if (row.pid || row.forwarded) return;
         auto& seen = s.seen[row.ct.id];
         seen.tick = s.tick;
-        if (seen.done || seen.in_flight || row.pid || row.forwarded) return;
+        if (seen.done || seen.in_flight) return;
         if (auto it = s.early.find(row.ct.id); it != s.early.end()) {
             s.apply(row, it->second.first, strings);
             seen.done = it->second.first.outcome != Outcome::unknown || it->second.first.has_socket;
@@ -352,18 +354,17 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
     // Sockets first, then the processes started since the last look: a client that exits right
     // after sending takes its socket along within about a millisecond (measured with python3).
     std::vector<SocketEntry> sockets;
+    bool dumped[2][2] = {};
+    auto dump = [&](int udp, int v6) {
+        if (dumped[udp][v6]) return false;
+        dumped[udp][v6] = true;
+        diag.dump(udp ? IPPROTO_UDP : IPPROTO_TCP, v6 ? Family::ipv6 : Family::ipv4, sockets);
+        ++stats.dumps;
+        return true;
+    };
     for (int udp = 0; udp < 2; ++udp)
-        for (int v6 = 0; v6 < 2; ++v6) {
-            if (!want[udp][v6]) continue;
-            diag.dump(udp ? IPPROTO_UDP : IPPROTO_TCP, v6 ? Family::ipv6 : Family::ipv4, sockets);
-            ++stats.dumps;
-        }
-    // A v6 socket may serve an IPv4 flow (mapped addresses): dump v6 too for IPv4 flows.
-    for (int udp = 0; udp < 2; ++udp)
-        if (want[udp][0] && !want[udp][1]) {
-            diag.dump(udp ? IPPROTO_UDP : IPPROTO_TCP, Family::ipv6, sockets);
-            ++stats.dumps;
-        }
+        for (int v6 = 0; v6 < 2; ++v6)
+            if (want[udp][v6]) dump(udp, v6);
     auto reads_before = cache.stats().proc_reads;
     std::uint64_t info_reads = 0;
     for (auto pid : cache.scan_new_pids()) {
@@ -373,8 +374,22 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
     SocketIndex index;
     index.build(sockets);
     std::vector<std::pair<std::size_t, SocketMatch>> matched;
+    std::vector<Local> unmatched;
     for (const auto& l : locals) {
-        if (auto m = index.match(batch[l.index].flow, l.client, l.server)) {
+        if (auto m = index.match(batch[l.index].flow, l.client, l.server))
+            matched.emplace_back(l.index, *m);
+        else
+            unmatched.push_back(l);
+    }
+    // An IPv4 flow may belong to a v6 socket (a dual-stack server sees ::ffff:a.b.c.d). Only
+    // then is the v6 table dumped too: at 20k sockets each dump costs ~10 ms.
+    bool more = false;
+    for (const auto& l : unmatched)
+        if (batch[l.index].flow.family == Family::ipv4)
+            more |= dump(batch[l.index].flow.proto == IPPROTO_UDP, 1);
+    if (more) index.build(sockets);
+    for (const auto& l : unmatched) {
+        if (auto m = more ? index.match(batch[l.index].flow, l.client, l.server) : std::nullopt) {
             matched.emplace_back(l.index, *m);
         } else {
             out.push_back({batch[l.index].id, Outcome::unknown, false, 0, {}});
