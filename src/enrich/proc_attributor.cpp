@@ -140,7 +140,7 @@ struct ProcAttributor::Impl {
     void apply(table::FlowRow& row, const Result& r, StringPool& strings);
     void work(std::stop_token stop);
     void process(std::vector<Request>& batch, std::vector<Result>& out);
-    const ProcInfo& info_of(std::uint32_t pid, std::uint64_t& reads);
+    const ProcInfo& info_of(std::uint32_t pid, std::uint64_t& reads, bool reread = false);
     void remember_new_processes(std::uint64_t& reads);
     void read_new_flows(ct::Parser& parser, std::vector<Request>& batch);
 };
@@ -403,9 +403,13 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
     reads_before = cache.stats().proc_reads;
     info_reads = 0;
     cache.resolve(inodes, pids);
+    std::unordered_set<std::uint32_t> reread;
     for (std::size_t k = 0; k < matched.size(); ++k) {
         Result r{batch[matched[k].first].id, Outcome::attributed, true, matched[k].second.uid, {}};
-        if (std::uint32_t pid = pids[k]) r.info = info_of(pid, info_reads);
+        // Read again once a batch while it lives: a pid first seen as `ip netns exec` or a
+        // shell has exec'd its program since. The cached copy serves one that has exited.
+        if (std::uint32_t pid = pids[k])
+            r.info = info_of(pid, info_reads, reread.insert(pid).second);
         if (r.info.pid)
             ++stats.attributed;
         else
@@ -415,10 +419,11 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
     stats.proc_reads += cache.stats().proc_reads - reads_before + info_reads;
 }
 
-const ProcInfo& ProcAttributor::Impl::info_of(std::uint32_t pid, std::uint64_t& reads) {
+const ProcInfo& ProcAttributor::Impl::info_of(std::uint32_t pid, std::uint64_t& reads,
+                                              bool reread) {
     auto now = std::chrono::steady_clock::now();
     auto [it, fresh] = infos.try_emplace(pid);
-    if (fresh || (cache.alive(pid) && now - it->second.when > std::chrono::seconds(10))) {
+    if (fresh || reread || (cache.alive(pid) && now - it->second.when > std::chrono::seconds(10))) {
         ProcInfo info;
         reads += 6;
         if (read_proc_info(cache.proc_root(), pid, info))
