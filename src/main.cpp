@@ -48,8 +48,13 @@ int run(flowtop::ui::Options options) {
     // while /proc stays the host's mount.
     std::unique_ptr<enrich::ProcAttributor> proc;
     if (!options.no_proc) {
-        proc = std::make_unique<enrich::ProcAttributor>();
-        collector.add_hook(proc.get());
+        try {
+            proc = std::make_unique<enrich::ProcAttributor>();
+            collector.add_hook(proc.get());
+        } catch (const Error& e) {
+            // Flows are still worth showing without their processes.
+            std::fprintf(stderr, "flowtop: warning: no process attribution: %s\n", e.what());
+        }
     }
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
