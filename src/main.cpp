@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <thread>
 
 #include "flowtop/ct/conntrack_io.hpp"
+#include "flowtop/enrich/proc_attributor.hpp"
 #include "flowtop/table/collector.hpp"
 #include "flowtop/ui/batch_runner.hpp"
 #include "flowtop/ui/options.hpp"
@@ -42,6 +44,18 @@ int run(flowtop::ui::Options options) {
                                 .acct_on = guard.is_on(k_acct),
                                 .timestamp_on = guard.is_on(k_timestamp),
                                 .fixed_sweep_gap = options.full_sweep});
+    // Made after enter_netns: its worker thread inherits the watched namespace for sock_diag,
+    // while /proc stays the host's mount.
+    std::unique_ptr<enrich::ProcAttributor> proc;
+    if (!options.no_proc) {
+        try {
+            proc = std::make_unique<enrich::ProcAttributor>();
+            collector.add_hook(proc.get());
+        } catch (const Error& e) {
+            // Flows are still worth showing without their processes.
+            std::fprintf(stderr, "flowtop: warning: no process attribution: %s\n", e.what());
+        }
+    }
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
         try {

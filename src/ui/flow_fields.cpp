@@ -38,7 +38,8 @@ const std::vector<const char*>& flow_field_keys() {
         "closed",      "status",      "start",       "mark",         "zone",        "icmp_type",
         "icmp_code",   "src_name",    "dst_name",     "service",     "src_country",
         "dst_country", "dst_city",    "dst_asn",      "dst_org",     "pid",
-        "comm",        "cmdline",     "user",         "container",   "netns",
+        "comm",        "cmdline",     "user",         "container",   "forwarded",
+        "netns",
     };
     return keys;
 }
@@ -93,6 +94,8 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"cmdline", name_or_null(snap, row.cmdline)});
     out.push_back({"user", name_or_null(snap, row.user)});
     out.push_back({"container", name_or_null(snap, row.container)});
+    // True when no socket on this host owns the flow and neither end is local: routed through.
+    out.push_back({"forwarded", row.forwarded});
     out.push_back({"netns", name_or_null(snap, row.netns)});
 }
 

@@ -26,6 +26,7 @@ enum LongOnly {
     opt_geoip_db,
     opt_netns,
     opt_full_sweep,
+    opt_no_proc,
 };
 
 const option k_long_options[] = {
@@ -49,6 +50,7 @@ const option k_long_options[] = {
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
     {"full-sweep", required_argument, nullptr, opt_full_sweep},
+    {"no-proc", no_argument, nullptr, opt_no_proc},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -127,6 +129,7 @@ Options parse_options(int argc, char* const argv[]) {
                 o.netns = optarg;
                 break;
             case opt_full_sweep: o.full_sweep = parse_interval(optarg); break;
+            case opt_no_proc: o.no_proc = true; break;
             case 'v': o.show_version = true; break;
             case 'h': o.show_help = true; break;
             case ':': {
@@ -186,6 +189,7 @@ Display:
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
       --full-sweep SEC  re-read every flow at least this often (default: adapts to the
                         table size, at most 10 s; busy flows are re-read every interval)
+      --no-proc         no process attribution (pid, comm, user, container of local flows)
 
 Batch mode (for scripts, like top -b):
       --batch           print frames to stdout instead of the interactive view

@@ -17,6 +17,7 @@ struct Options {
     std::vector<std::uint8_t> protocols;  // IPPROTO_* values, from -T -U -D -I -S
     bool no_dns = false;                  // -n
     bool no_geoip = false;                // -G
+    bool no_proc = false;                 // --no-proc: no process attribution
     bool show_source = false;             // -s
     bool bits = false;                    // -b
     std::chrono::milliseconds interval{1000};  // -t

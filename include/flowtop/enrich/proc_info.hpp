@@ -1,0 +1,31 @@
+#pragma once
+// What /proc says about one process, for attribution: name, command line, user, container or
+// systemd unit, network namespace.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace flowtop::enrich {
+
+struct ProcInfo {
+    std::uint32_t pid = 0;
+    std::uint32_t uid = 0;
+    std::string comm;
+    std::string cmdline;      // arguments joined by spaces
+    std::string user;         // name from the password database, or the number
+    std::string container;    // "docker:<id>", "podman:<id>", a systemd unit, or empty
+    std::uint64_t netns = 0;  // inode of /proc/PID/ns/net; 0 when unreadable
+};
+
+// Reads /proc/PID/{comm,cmdline,status,cgroup,ns/net}; false when the process is gone.
+bool read_proc_info(const std::string& proc_root, std::uint32_t pid, ProcInfo& out);
+
+// The container or unit named by the contents of /proc/PID/cgroup (cgroup v1 or v2): Docker
+// and Podman container ids (12 hex digits, as `docker ps` shows them), else the innermost
+// systemd unit (.service/.scope), else empty.
+std::string container_of_cgroup(std::string_view cgroup_file);
+
+// User name for a uid (getpwuid_r), or the number as text.
+std::string user_name(std::uint32_t uid);
+
+}  // namespace flowtop::enrich
