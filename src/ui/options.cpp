@@ -23,6 +23,7 @@ enum LongOnly {
     opt_sort,
     opt_geoip_db,
     opt_netns,
+    opt_conf_dir,
 };
 
 const option k_long_options[] = {
@@ -45,6 +46,7 @@ const option k_long_options[] = {
     {"sort", required_argument, nullptr, opt_sort},
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
+    {"conf-dir", required_argument, nullptr, opt_conf_dir},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -118,6 +120,10 @@ Options parse_options(int argc, char* const argv[]) {
             case opt_filter: o.filter = optarg; break;
             case opt_sort: o.sort = optarg; break;
             case opt_geoip_db: o.geoip_dbs.emplace_back(optarg); break;
+            case opt_conf_dir:
+                if (!*optarg) throw UsageError("--conf-dir needs a directory");
+                o.conf_dir = optarg;
+                break;
             case opt_netns:
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
@@ -165,7 +171,9 @@ Display:
   -b, --bits            rates in bits/s instead of bytes/s
   -n, --no-dns          no reverse DNS lookups
   -G, --no-geoip        no GeoIP lookups
-      --geoip-db PATH   mmdb file to use (repeatable)
+      --geoip-db PATH   mmdb file to use (repeatable); default: every *.mmdb in
+                        /usr/share/GeoIP, /var/lib/GeoIP, then flowtop's data dirs
+      --conf-dir DIR    look for tcp.conf/udp.conf (service names) in DIR first
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
 
 Batch mode (for scripts, like top -b):
@@ -178,6 +186,8 @@ Batch mode (for scripts, like top -b):
 
 While it runs, flowtop turns on net.netfilter.nf_conntrack_acct and nf_conntrack_timestamp
 where they are off, and restores the values it found when it exits.
+GeoIP: the databases scripts/install-geoip fetches are "IP Geolocation by DB-IP"
+(https://db-ip.com, CC-BY 4.0) and geo-whois-asn-country (CC0) from ip-location-db.
 See flowtop(8) for the output schema, keys and the filter language.
 )";
 }

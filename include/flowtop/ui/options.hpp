@@ -28,6 +28,7 @@ struct Options {
     std::string sort;
     std::vector<std::string> geoip_dbs;
     std::string netns;
+    std::string conf_dir;  // --conf-dir: searched first for tcp.conf/udp.conf
     bool show_version = false;
     bool show_help = false;
 };
