@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "flowtop/ui/batch_writer.hpp"
+#include "flowtop/ui/country_groups.hpp"
 #include "flowtop/ui/flow_filter.hpp"
 #include "flowtop/util/signals.hpp"
 
@@ -40,8 +41,13 @@ int run_batch(const table::SnapshotHub& hub, const Options& options, std::FILE* 
         rows.clear();
         for (const auto& row : snap->rows)
             if (filter.matches(row)) rows.push_back(&row);
-        order_rows(rows);
-        writer->write_frame(*snap, rows);
+        if (options.group == Group::country) {
+            write_country_frame(options.format, out, *snap, group_by_country(*snap, rows),
+                                options.bits, written == 0);
+        } else {
+            order_rows(rows);
+            writer->write_frame(*snap, rows);
+        }
         if (std::ferror(out)) return signals::pending_exit_signal() ? 0 : 1;
         ++written;
     }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "flowtop/util/error.hpp"
 
@@ -24,6 +25,7 @@ enum LongOnly {
     opt_geoip_db,
     opt_netns,
     opt_conf_dir,
+    opt_group,
 };
 
 const option k_long_options[] = {
@@ -47,6 +49,7 @@ const option k_long_options[] = {
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
     {"conf-dir", required_argument, nullptr, opt_conf_dir},
+    {"group", required_argument, nullptr, opt_group},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -124,6 +127,12 @@ Options parse_options(int argc, char* const argv[]) {
                 if (!*optarg) throw UsageError("--conf-dir needs a directory");
                 o.conf_dir = optarg;
                 break;
+            case opt_group:
+                if (std::string_view(optarg) != "country")
+                    throw UsageError(std::string("unknown --group '") + optarg +
+                                     "': only 'country' is supported");
+                o.group = Group::country;
+                break;
             case opt_netns:
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
@@ -180,6 +189,7 @@ Batch mode (for scripts, like top -b):
       --batch           print frames to stdout instead of the interactive view
   -o, --output FORMAT   table, json (one object a line) or csv; implies --batch
   -c, --count N         print N frames, then exit (batch default 1)
+      --group country   one row per destination country: flows, bytes and rates each way
 
   -v, --version         print the version and exit
   -h, --help            print this help and exit

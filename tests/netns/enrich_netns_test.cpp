@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -185,4 +186,31 @@ TEST(EnrichNetns, SilentDnsServerDoesNotDelayFrames) {
     const json* f = find_flow(out, "2001:db8:2::1000", "udp");
     ASSERT_NE(f, nullptr);
     EXPECT_TRUE((*f)["dst_name"].is_null());
+}
+
+TEST(EnrichNetns, GroupCountryCountsFlowsPerDestinationCountry) {
+    if (!root()) GTEST_SKIP() << "needs root";
+    fte::NetnsPair ns("k");
+    TempDir dir;
+    auto [city, asn] = flowtop::test::write_dbip_fixtures(dir.path);
+    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    fte::sh("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
+    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
+    auto text = fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
+                                          " -o json -c 1 -n --group country --geoip-db " + city));
+    std::map<std::string, json> rows;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        auto j = json::parse(line);
+        ASSERT_EQ(j["type"], "country") << line;
+        rows[j["country"].get<std::string>()] = j;
+    }
+    ASSERT_EQ(rows.count("NL"), 1u) << text;
+    ASSERT_EQ(rows.count("JP"), 1u) << text;
+    EXPECT_EQ(rows["NL"]["flows"], 2);
+    EXPECT_EQ(rows["JP"]["flows"], 1);
+    auto csv = fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
+                                         " -o csv -c 1 -n --group country --geoip-db " + city));
+    EXPECT_EQ(csv.rfind("ts,country,flows,orig_bytes,reply_bytes,orig_rate,reply_rate\n", 0), 0u);
+    EXPECT_NE(csv.find(",NL,2,"), std::string::npos) << csv;
 }

@@ -68,3 +68,18 @@ TEST(Services, SearchPathPutsConfDirFirst) {
     EXPECT_EQ(dirs[1], "/etc/flowtop");
     EXPECT_EQ(dirs.back(), std::string(FLOWTOP_SOURCE_DIR) + "/conf");
 }
+
+#include "flowtop/ui/options.hpp"
+
+TEST(EnrichOptions, ConfDirAndGroupCountryParse) {
+    const char* argv[] = {"flowtop", "--conf-dir", "/x", "--group", "country", "-n", "-G",
+                          "--geoip-db", "a.mmdb", "--geoip-db", "b.mmdb", nullptr};
+    auto o = flowtop::ui::parse_options(11, const_cast<char* const*>(argv));
+    EXPECT_EQ(o.conf_dir, "/x");
+    EXPECT_EQ(o.group, flowtop::ui::Group::country);
+    EXPECT_TRUE(o.no_dns);
+    EXPECT_TRUE(o.no_geoip);
+    EXPECT_EQ(o.geoip_dbs, (std::vector<std::string>{"a.mmdb", "b.mmdb"}));
+    const char* bad[] = {"flowtop", "--group", "planet", nullptr};
+    EXPECT_THROW(flowtop::ui::parse_options(3, const_cast<char* const*>(bad)), flowtop::UsageError);
+}

@@ -9,6 +9,7 @@
 namespace flowtop::ui {
 
 enum class OutputFormat { table, json, csv };
+enum class Group { none, country };  // --group: batch rows per flow or per country
 
 struct Options {
     // Families and protocols to show; empty means all.
@@ -28,7 +29,8 @@ struct Options {
     std::string sort;
     std::vector<std::string> geoip_dbs;
     std::string netns;
-    std::string conf_dir;  // --conf-dir: searched first for tcp.conf/udp.conf
+    std::string conf_dir;
+    Group group = Group::none;  // --conf-dir: searched first for tcp.conf/udp.conf
     bool show_version = false;
     bool show_help = false;
 };
