@@ -29,7 +29,12 @@ std::size_t Enricher::AddrHash::operator()(const AddrKey& k) const noexcept {
 
 Enricher::Enricher(ServiceTable services, GeoIp geo, std::unique_ptr<DnsResolver> dns,
                    EnricherConfig config)
-    : services_(std::move(services)), geo_(std::move(geo)), dns_(std::move(dns)), config_(config) {}
+    : services_(std::move(services)), dns_(std::move(dns)), config_(config) {
+    if (!geo.empty()) {
+        geo_db_ = std::make_shared<const GeoIp>(std::move(geo));
+        geo_ = std::make_unique<GeoWorker>(geo_db_, config.geo_queue);
+    }
+}
 
 StrId Enricher::service_for(const table::FlowRow& row, StringPool& strings) {
     const auto proto = row.ct.proto;
@@ -49,14 +54,48 @@ const Enricher::GeoIds* Enricher::geo_for(const Addr& addr, Family family, Strin
         ++stats_.geo_cache_hits;
         return &it->second;
     }
-    if (geo_budget_ == 0) return nullptr;
-    --geo_budget_;
+    if (geo_cache_.size() >= config_.cache_limit) {
+        geo_cache_.clear();  // rare; rows keep their ids and new addresses refill it
+        geo_pending_.clear();
+    }
+    if (!geo_ || skip_lookup(addr, family)) {
+        // Special-purpose addresses need no database: label them here, at once.
+        GeoResult r = GeoIp{}.lookup(addr, family);
+        GeoIds ids{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
+                   intern_or_none(strings, r.org), r.asn};
+        return &geo_cache_.emplace(key, ids).first->second;
+    }
+    if (geo_pending_.contains(key)) return nullptr;
+    if (geo_inline_left_ > 0) {
+        --geo_inline_left_;
+        ++stats_.geo_lookups;
+        GeoResult r = geo_db_->lookup(addr, family);
+        GeoIds ids{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
+                   intern_or_none(strings, r.org), r.asn};
+        return &geo_cache_.emplace(key, ids).first->second;
+    }
+    if (geo_full_) return nullptr;
+    if (!geo_->post({addr, family})) {
+        // Full: stop posting for this tick; the remaining rows ask on a later one.
+        ++stats_.geo_dropped;
+        geo_full_ = true;
+        return nullptr;
+    }
     ++stats_.geo_lookups;
-    GeoResult r = geo_.lookup(addr, family);
-    if (geo_cache_.size() >= config_.cache_limit) geo_cache_.clear();  // rare; refills from rows
-    GeoIds ids{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
-               intern_or_none(strings, r.org), r.asn};
-    return &geo_cache_.emplace(key, ids).first->second;
+    geo_pending_.insert(key);
+    return nullptr;
+}
+
+void Enricher::drain_geo(StringPool& strings) {
+    GeoAnswer a;
+    while (geo_->poll(a)) {
+        AddrKey key{a.addr, a.family};
+        geo_pending_.erase(key);
+        const auto& r = a.result;
+        geo_cache_.insert_or_assign(key, GeoIds{intern_or_none(strings, r.country),
+                                                intern_or_none(strings, r.city),
+                                                intern_or_none(strings, r.org), r.asn});
+    }
 }
 
 StrId Enricher::name_for(const Addr& addr, Family family, std::uint64_t now_ns) {
@@ -93,9 +132,11 @@ void Enricher::drain_dns(StringPool& strings, std::uint64_t now_ns) {
 }
 
 void Enricher::on_tick(table::FlowTable& table, StringPool& strings, std::uint64_t now_ns) {
-    geo_budget_ = config_.geo_lookups_per_tick;
     if (dns_) drain_dns(strings, now_ns);
-    const bool geo = !geo_.empty();
+    if (geo_) drain_geo(strings);
+    geo_full_ = false;
+    geo_inline_left_ = config_.geo_inline_per_tick;
+    const bool geo = geo_ != nullptr;
     const bool label = config_.label_special;
     table.for_each([&](table::FlowRow& row) {
         const auto family = row.ct.family;

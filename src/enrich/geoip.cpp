@@ -210,7 +210,10 @@ GeoResult GeoIp::lookup(const Addr& addr, Family family) const noexcept {
     GeoResult r;
     try {
         if (!skip_lookup(addr, family))
-            for (const auto& db : dbs_) db.lookup(addr, family, r);
+            for (const auto& db : dbs_) {
+                db.lookup(addr, family, r);
+                if (!r.country.empty() && !r.city.empty() && !r.org.empty() && r.asn) break;
+            }
         if (r.country.empty()) {
             if (const char* label = special_label(addr, family)) {
                 r.country = k_special_country;
@@ -220,6 +223,47 @@ GeoResult GeoIp::lookup(const Addr& addr, Family family) const noexcept {
     } catch (...) {
     }
     return r;
+}
+
+GeoWorker::GeoWorker(std::shared_ptr<const GeoIp> geo, std::size_t queue_size)
+    : geo_(std::move(geo)), queries_(queue_size), answers_(queue_size) {
+    thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+}
+
+GeoWorker::~GeoWorker() {
+    thread_.request_stop();
+    posted_.fetch_add(1, std::memory_order_release);
+    posted_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool GeoWorker::post(const GeoQuery& query) noexcept {
+    GeoQuery q = query;
+    if (!queries_.push(std::move(q))) return false;
+    posted_.fetch_add(1, std::memory_order_release);
+    posted_.notify_one();
+    return true;
+}
+
+bool GeoWorker::poll(GeoAnswer& answer) noexcept { return answers_.pop(answer); }
+
+void GeoWorker::run(std::stop_token stop) noexcept {
+    std::uint64_t seen = 0;
+    GeoQuery q;
+    while (!stop.stop_requested()) {
+        if (!queries_.pop(q)) {
+            posted_.wait(seen, std::memory_order_acquire);
+            seen = posted_.load(std::memory_order_acquire);
+            continue;
+        }
+        GeoAnswer a{q.addr, q.family, geo_->lookup(q.addr, q.family)};
+        // The answer queue is as large as the query queue and the writer drains it every tick:
+        // when it is full anyway, wait a little rather than lose the answer.
+        while (!answers_.push(std::move(a))) {
+            if (stop.stop_requested()) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
 }
 
 }  // namespace flowtop::enrich

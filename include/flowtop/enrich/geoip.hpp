@@ -5,7 +5,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "flowtop/enrich/dns.hpp"
 
 #include "flowtop/util/addr.hpp"
 
@@ -76,6 +79,43 @@ public:
 
 private:
     std::vector<GeoDb> dbs_;
+};
+
+struct GeoQuery {
+    Addr addr;
+    Family family = Family::ipv4;
+};
+
+struct GeoAnswer {
+    Addr addr;
+    Family family = Family::ipv4;
+    GeoResult result;
+};
+
+// GeoIP lookups on their own thread. Measured (bench/geoip_bench): a lookup merging the
+// default databases costs several microseconds, so a burst of 100k new destinations would
+// stall the writer for hundreds of milliseconds; here it only fills a queue.
+class GeoWorker {
+public:
+    // libmaxminddb lookups on a shared, read-only MMDB_s are thread-safe: the writer may look
+    // up a few addresses itself while the worker uses the same databases.
+    explicit GeoWorker(std::shared_ptr<const GeoIp> geo, std::size_t queue_size = 8192);
+    ~GeoWorker();
+    GeoWorker(const GeoWorker&) = delete;
+    GeoWorker& operator=(const GeoWorker&) = delete;
+
+    // Writer side, never blocking: false when the queue is full (post again later).
+    bool post(const GeoQuery& query) noexcept;
+    bool poll(GeoAnswer& answer) noexcept;
+
+private:
+    void run(std::stop_token stop) noexcept;
+
+    std::shared_ptr<const GeoIp> geo_;
+    SpscQueue<GeoQuery> queries_;
+    SpscQueue<GeoAnswer> answers_;
+    std::atomic<std::uint64_t> posted_{0};  // wakes the worker (atomic wait/notify)
+    std::jthread thread_;
 };
 
 }  // namespace flowtop::enrich
