@@ -1,16 +1,16 @@
 // GeoIP cost on the writer: raw lookups/s over 100k distinct destinations, then the enricher's
 // tick time and cache hit rate with 100k flows (first ticks fill, later ticks hit the cache).
 //   geoip_bench [--flows N] [mmdb files...]   (default: the GeoIP search path)
+#include <netinet/in.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
-
-#include <netinet/in.h>
 
 #include "flowtop/enrich/enricher.hpp"
 
@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
     std::size_t found = 0;
     for (const auto& a : addrs) found += !geo.lookup(a, Family::ipv4).country.empty();
     double raw_ms = ms_since(t0);
-    std::printf("raw lookups: %zu in %.1f ms = %.0f lookups/s (%.2f us each), %.1f%% with a country\n",
-                n, raw_ms, n / (raw_ms / 1000), raw_ms * 1000 / n, 100.0 * found / n);
+    std::printf(
+        "raw lookups: %zu in %.1f ms = %.0f lookups/s (%.2f us each), %.1f%% with a country\n", n,
+        raw_ms, n / (raw_ms / 1000), raw_ms * 1000 / n, 100.0 * found / n);
 
     enrich::Enricher enricher(enrich::ServiceTable{}, std::move(geo), nullptr);
     table::FlowTable table;
@@ -89,12 +90,13 @@ int main(int argc, char** argv) {
     auto t = Clock::now();
     enricher.on_tick(table, strings, 99'000'000'000);
     std::printf("steady tick (all cached): %.1f ms\n", ms_since(t));
-    std::printf("enricher: %llu lookups, %llu dropped (queue full), %llu cache hits, hit rate "
-                "%.1f%%, worst tick %.1f ms, filled after %d ticks\n",
-                static_cast<unsigned long long>(s.geo_lookups),
-                static_cast<unsigned long long>(s.geo_dropped),
-                static_cast<unsigned long long>(s.geo_cache_hits),
-                100.0 * s.geo_cache_hits / static_cast<double>(s.geo_cache_hits + s.geo_lookups),
-                worst, ticks_to_fill);
+    std::printf(
+        "enricher: %llu lookups, %llu dropped (queue full), %llu cache hits, hit rate "
+        "%.1f%%, worst tick %.1f ms, filled after %d ticks\n",
+        static_cast<unsigned long long>(s.geo_lookups),
+        static_cast<unsigned long long>(s.geo_dropped),
+        static_cast<unsigned long long>(s.geo_cache_hits),
+        100.0 * s.geo_cache_hits / static_cast<double>(s.geo_cache_hits + s.geo_lookups), worst,
+        ticks_to_fill);
     return 0;
 }

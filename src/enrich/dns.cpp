@@ -134,7 +134,8 @@ void DnsResolver::run(std::stop_token stop) noexcept {
             continue;
         }
         for (nfds_t i = 0; i < n; ++i) {
-            ares_socket_t r = (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) ? fds[i].fd : ARES_SOCKET_BAD;
+            ares_socket_t r =
+                (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) ? fds[i].fd : ARES_SOCKET_BAD;
             ares_socket_t w = (fds[i].revents & POLLOUT) ? fds[i].fd : ARES_SOCKET_BAD;
             if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD) ares_process_fd(impl.channel, r, w);
         }

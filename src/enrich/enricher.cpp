@@ -23,7 +23,8 @@ std::size_t Enricher::AddrHash::operator()(const AddrKey& k) const noexcept {
     std::uint64_t a = 0, b = 0;
     std::memcpy(&a, k.addr.bytes.data(), 8);
     std::memcpy(&b, k.addr.bytes.data() + 8, 8);
-    std::uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b + 0x632BE59BD9B4E019ull + static_cast<std::uint64_t>(k.family));
+    std::uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^
+                      (b + 0x632BE59BD9B4E019ull + static_cast<std::uint64_t>(k.family));
     return static_cast<std::size_t>(h ^ (h >> 29));
 }
 
@@ -92,9 +93,9 @@ void Enricher::drain_geo(StringPool& strings) {
         AddrKey key{a.addr, a.family};
         geo_pending_.erase(key);
         const auto& r = a.result;
-        geo_cache_.insert_or_assign(key, GeoIds{intern_or_none(strings, r.country),
-                                                intern_or_none(strings, r.city),
-                                                intern_or_none(strings, r.org), r.asn});
+        geo_cache_.insert_or_assign(
+            key, GeoIds{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
+                        intern_or_none(strings, r.org), r.asn});
     }
 }
 
@@ -152,8 +153,10 @@ void Enricher::on_tick(table::FlowTable& table, StringPool& strings, std::uint64
                 }
             }
         }
-        if (row.src_country == k_no_string && (geo || (label && special_label(row.ct.orig.src, family)))) {
-            if (const auto* g = geo_for(row.ct.orig.src, family, strings)) row.src_country = g->country;
+        if (row.src_country == k_no_string &&
+            (geo || (label && special_label(row.ct.orig.src, family)))) {
+            if (const auto* g = geo_for(row.ct.orig.src, family, strings))
+                row.src_country = g->country;
         }
         if (dns_) {
             // Every tick re-reads the cache, so an expired name is refreshed in place.

@@ -31,16 +31,24 @@ struct Range {
 
 // RFC 6890 special-purpose ranges that a user meets in a conntrack table.
 constexpr Range k_v4[] = {
-    {{10}, 8, "private network"},        {{172, 16}, 12, "private network"},
-    {{192, 168}, 16, "private network"}, {{100, 64}, 10, "shared address space"},
-    {{127}, 8, "loopback"},              {{169, 254}, 16, "link-local"},
-    {{192, 0, 2}, 24, "documentation"},  {{198, 51, 100}, 24, "documentation"},
-    {{203, 0, 113}, 24, "documentation"}, {{224}, 4, "multicast"},
-    {{255, 255, 255, 255}, 32, "broadcast"}, {{0}, 8, "unspecified"},
+    {{10}, 8, "private network"},
+    {{172, 16}, 12, "private network"},
+    {{192, 168}, 16, "private network"},
+    {{100, 64}, 10, "shared address space"},
+    {{127}, 8, "loopback"},
+    {{169, 254}, 16, "link-local"},
+    {{192, 0, 2}, 24, "documentation"},
+    {{198, 51, 100}, 24, "documentation"},
+    {{203, 0, 113}, 24, "documentation"},
+    {{224}, 4, "multicast"},
+    {{255, 255, 255, 255}, 32, "broadcast"},
+    {{0}, 8, "unspecified"},
 };
 constexpr Range k_v6[] = {
-    {{0xfc}, 7, "private network"}, {{0xfe, 0x80}, 10, "link-local"},
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation"}, {{0xff}, 8, "multicast"},
+    {{0xfc}, 7, "private network"},
+    {{0xfe, 0x80}, 10, "link-local"},
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation"},
+    {{0xff}, 8, "multicast"},
 };
 
 std::string string_of(const MMDB_entry_data_s& d) {
@@ -135,9 +143,10 @@ bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexce
         if (!res.found_entry) return true;
         auto& e = res.entry;
         if (out.country.empty()) {
-            out.country = get_string(e, {"country", "iso_code"});         // MaxMind
+            out.country = get_string(e, {"country", "iso_code"});                    // MaxMind
             if (out.country.empty()) out.country = get_string(e, {"country_code"});  // DB-IP flat
-            if (out.country.empty()) out.country = get_string(e, {"registered_country", "iso_code"});
+            if (out.country.empty())
+                out.country = get_string(e, {"registered_country", "iso_code"});
         }
         if (out.city.empty()) {
             MMDB_entry_data_s city{};
@@ -154,11 +163,20 @@ bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexce
             const char* path[] = {"autonomous_system_number", nullptr};
             if (MMDB_aget_value(&e, &asn, path) == MMDB_SUCCESS && asn.has_data) {
                 switch (asn.type) {
-                    case MMDB_DATA_TYPE_UINT16: out.asn = asn.uint16; break;
-                    case MMDB_DATA_TYPE_UINT32: out.asn = asn.uint32; break;
-                    case MMDB_DATA_TYPE_UINT64: out.asn = static_cast<std::uint32_t>(asn.uint64); break;
-                    case MMDB_DATA_TYPE_INT32: out.asn = static_cast<std::uint32_t>(asn.int32); break;
-                    default: break;
+                    case MMDB_DATA_TYPE_UINT16:
+                        out.asn = asn.uint16;
+                        break;
+                    case MMDB_DATA_TYPE_UINT32:
+                        out.asn = asn.uint32;
+                        break;
+                    case MMDB_DATA_TYPE_UINT64:
+                        out.asn = static_cast<std::uint32_t>(asn.uint64);
+                        break;
+                    case MMDB_DATA_TYPE_INT32:
+                        out.asn = static_cast<std::uint32_t>(asn.int32);
+                        break;
+                    default:
+                        break;
                 }
             }
         }

@@ -43,13 +43,15 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
         auto where = file + ":" + std::to_string(line_no) + ": ";
         auto comma = line.find(',');
         if (comma == std::string_view::npos) {
-            warnings.push_back(where + "expected \"port, name\", got \"" + std::string(line) + "\"");
+            warnings.push_back(where + "expected \"port, name\", got \"" + std::string(line) +
+                               "\"");
             continue;
         }
         auto port_text = trim(line.substr(0, comma));
         auto name = trim(line.substr(comma + 1));
         unsigned port = 0;
-        auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        auto [end, ec] =
+            std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
         if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 ||
             port_text.empty()) {
             warnings.push_back(where + "bad port \"" + std::string(port_text) + "\" (0-65535)");
@@ -60,7 +62,8 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
                                "\" (one word expected)");
             continue;
         }
-        auto [it, inserted] = names_.try_emplace(key(proto, static_cast<std::uint16_t>(port)), name);
+        auto [it, inserted] =
+            names_.try_emplace(key(proto, static_cast<std::uint16_t>(port)), name);
         if (!inserted && it->second != name)
             warnings.push_back(where + "port " + std::to_string(port) + " already named \"" +
                                it->second + "\"; ignoring \"" + std::string(name) + "\"");
@@ -93,7 +96,8 @@ std::vector<std::string> conf_search_path(const std::string& conf_dir) {
 ServiceTable load_services(const std::string& conf_dir, std::vector<std::string>& warnings) {
     ServiceTable table;
     const auto dirs = conf_search_path(conf_dir);
-    for (auto [file, proto] : {std::pair{"tcp.conf", IPPROTO_TCP}, std::pair{"udp.conf", IPPROTO_UDP}}) {
+    for (auto [file, proto] :
+         {std::pair{"tcp.conf", IPPROTO_TCP}, std::pair{"udp.conf", IPPROTO_UDP}}) {
         bool found = false;
         for (const auto& dir : dirs) {
             auto path = dir + "/" + file;

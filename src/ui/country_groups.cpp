@@ -52,7 +52,8 @@ void write_country_frame(OutputFormat format, std::FILE* out, const table::Snaps
                 std::fprintf(out,
                              "{\"type\":\"country\",\"ts\":\"%s\",\"seq\":%" PRIu64
                              ",\"country\":%s,\"flows\":%" PRIu64 ",\"orig_bytes\":%" PRIu64
-                             ",\"reply_bytes\":%" PRIu64 ",\"orig_rate\":%.1f,\"reply_rate\":%.1f}\n",
+                             ",\"reply_bytes\":%" PRIu64
+                             ",\"orig_rate\":%.1f,\"reply_rate\":%.1f}\n",
                              ts.c_str(), snap.stats.seq, country.c_str(), c.flows, c.orig_bytes,
                              c.reply_bytes, c.orig_rate, c.reply_rate);
             }

@@ -31,7 +31,7 @@ inline std::string capture(const std::string& cmd) {
 }
 
 class NetnsPair {
-public:
+  public:
     // client 198.51.100.1 / 2001:db8:1::1, server 198.51.100.2 / 2001:db8:1::2
     explicit NetnsPair(const std::string& tag)
         : client("fte" + tag + "c" + std::to_string(::getpid())),
@@ -62,25 +62,30 @@ public:
     NetnsPair(const NetnsPair&) = delete;
     NetnsPair& operator=(const NetnsPair&) = delete;
 
-    std::string in_client(const std::string& cmd) const { return "ip netns exec " + client + " " + cmd; }
-    std::string in_server(const std::string& cmd) const { return "ip netns exec " + server + " " + cmd; }
+    std::string in_client(const std::string& cmd) const {
+        return "ip netns exec " + client + " " + cmd;
+    }
+    std::string in_server(const std::string& cmd) const {
+        return "ip netns exec " + server + " " + cmd;
+    }
 
     // /etc/netns/<client>/resolv.conf: `ip netns exec` bind-mounts it over /etc/resolv.conf.
     void set_resolver(const std::string& nameserver) {
         std::filesystem::create_directories("/etc/netns/" + client);
         made_etc_ = true;
-        sh("printf 'nameserver " + nameserver + "\\noptions timeout:1 attempts:1\\n' > /etc/netns/" +
-           client + "/resolv.conf");
+        sh("printf 'nameserver " + nameserver +
+           "\\noptions timeout:1 attempts:1\\n' > /etc/netns/" + client + "/resolv.conf");
     }
 
     const std::string client;
     const std::string server;
 
-private:
+  private:
     void cleanup() noexcept {
         // Processes started in the namespaces (dnsmasq, flowtop) go first.
         for (const auto& ns : {client, server}) {
-            std::string cmd = "pids=$(ip netns pids " + ns + " 2>/dev/null); [ -z \"$pids\" ] || kill $pids";
+            std::string cmd =
+                "pids=$(ip netns pids " + ns + " 2>/dev/null); [ -z \"$pids\" ] || kill $pids";
             std::system(cmd.c_str());
         }
         if (made_server_) std::system(("ip netns del " + server + " 2>/dev/null").c_str());

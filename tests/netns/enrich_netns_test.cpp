@@ -1,5 +1,7 @@
 // GeoIP, services and reverse DNS as a user sees them: flowtop's JSON for real flows in a test
 // namespace, with fixture databases and a real dnsmasq.
+#include "enrich_netns.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,14 +13,13 @@
 #include <thread>
 
 #include "../unit/mmdb_writer.hpp"
-#include "enrich_netns.hpp"
 
 using nlohmann::json;
 
 namespace {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string tmpl = (std::filesystem::temp_directory_path() / "fte-XXXXXX").string();
         if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -73,8 +74,8 @@ TEST(EnrichNetns, JsonCarriesCountryCityAsnAndServiceOfRealFlows) {
     fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
     fte::sh("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
     auto out = parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                                " -o json -c 2 -t 0.2 -n --geoip-db " + city +
-                                                " --geoip-db " + asn)));
+                                               " -o json -c 2 -t 0.2 -n --geoip-db " + city +
+                                               " --geoip-db " + asn)));
     ASSERT_EQ(out.frames.size(), 2u);
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
@@ -100,8 +101,8 @@ TEST(EnrichNetns, NoGeoipFlagLeavesCountriesEmpty) {
     TempDir dir;
     auto [city, asn] = flowtop::test::write_maxmind_fixtures(dir.path);
     fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    auto out = parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                                " -o json -c 1 -n -G --geoip-db " + city)));
+    auto out = parse(fte::capture(
+        ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 1 -n -G --geoip-db " + city)));
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
     EXPECT_TRUE((*v4)["dst_country"].is_null());
@@ -115,9 +116,9 @@ TEST(EnrichNetns, CorruptDatabaseIsNamedAndFlowtopRunsOn) {
     auto [city, asn] = flowtop::test::write_maxmind_fixtures(dir.path);
     std::filesystem::resize_file(city, std::filesystem::file_size(city) - 40);
     fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    auto text = fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                          " -o json -c 1 -n --geoip-db " + city +
-                                          " --geoip-db " + asn + " 2>&1"));
+    auto text =
+        fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 1 -n --geoip-db " +
+                                  city + " --geoip-db " + asn + " 2>&1"));
     EXPECT_NE(text.find(city), std::string::npos) << text;
     // The notice is on stderr (merged here); the frames still come, with the ASN db's answer.
     std::string json_only;
@@ -144,8 +145,8 @@ TEST(EnrichNetns, ReverseDnsNamesFromDnsmasqAppearInDstName) {
     fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
     fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
     // Names arrive asynchronously: a few frames, the last must carry them.
-    auto out = parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                                " -o json -c 6 -t 0.3 -G")));
+    auto out =
+        parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 6 -t 0.3 -G")));
     ASSERT_EQ(out.frames.size(), 6u);
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
@@ -161,8 +162,9 @@ TEST(EnrichNetns, SilentDnsServerDoesNotDelayFrames) {
     fte::NetnsPair ns("s");
     ns.set_resolver("198.51.100.2");
     // The server swallows DNS queries: no answer, no ICMP refusal, every query times out.
-    fte::sh(ns.in_server("nft 'add table inet fte; add chain inet fte in { type filter hook input "
-                         "priority 0; }; add rule inet fte in udp dport 53 drop'"));
+    fte::sh(
+        ns.in_server("nft 'add table inet fte; add chain inet fte in { type filter hook input "
+                     "priority 0; }; add rule inet fte in udp dport 53 drop'"));
     // 1000 flows to distinct destinations, each a name query that never gets an answer. They
     // go through the server as gateway with a fixed neighbour entry: sending to 1000 on-link
     // addresses would wait on neighbour discovery for each.
@@ -171,12 +173,13 @@ TEST(EnrichNetns, SilentDnsServerDoesNotDelayFrames) {
     fte::sh("ip -n " + ns.client + " neigh replace 2001:db8:1::2 lladdr " + mac +
             " dev v0 nud permanent");
     fte::sh("ip -n " + ns.client + " route add 2001:db8:2::/64 via 2001:db8:1::2 dev v0");
-    fte::sh(ns.in_client("python3 -c \"import socket\n"
-                         "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
-                         "for i in range(1000): s.sendto(b'x', ('2001:db8:2::%x' % (0x1000 + i), 9))\""));
+    fte::sh(ns.in_client(
+        "python3 -c \"import socket\n"
+        "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+        "for i in range(1000): s.sendto(b'x', ('2001:db8:2::%x' % (0x1000 + i), 9))\""));
     const double interval = 0.25;
-    auto out = parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                                " -o json -c 8 -t 0.25 -G")));
+    auto out =
+        parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 8 -t 0.25 -G")));
     ASSERT_EQ(out.frames.size(), 8u);
     EXPECT_GE(out.flows.size(), 1000u);
     for (std::size_t i = 1; i < out.frames.size(); ++i) {

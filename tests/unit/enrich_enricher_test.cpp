@@ -67,7 +67,8 @@ TEST(Enricher, FillsServiceAndGeoFieldsOnTheTick) {
     table.apply(flow(2, "2001:db8:1::1", "2001:db8:1::99", IPPROTO_UDP, 443), 1);
     StringPool strings;
     ASSERT_TRUE(tick_until(enricher, table, strings, [&] {
-        return table.find(1)->dst_country != k_no_string && table.find(2)->dst_country != k_no_string;
+        return table.find(1)->dst_country != k_no_string &&
+               table.find(2)->dst_country != k_no_string;
     }));
 
     const auto* a = table.find(1);

@@ -14,7 +14,7 @@ using namespace flowtop::enrich;
 namespace {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string tmpl = (std::filesystem::temp_directory_path() / "flowtop-geo-XXXXXX").string();
         if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -26,7 +26,7 @@ public:
     }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -144,10 +144,10 @@ TEST(GeoIp, DefaultDatabaseKnowsWellKnownAddresses) {
     std::vector<std::string> notes;
     auto geo = open_all(files, notes);
     EXPECT_TRUE(notes.empty()) << notes.front();
-    EXPECT_EQ(look(geo, "8.8.8.8").country, "US");                // Google Public DNS
-    EXPECT_EQ(look(geo, "2001:67c:2e8::2").country, "NL");          // RIPE NCC
-    EXPECT_EQ(look(geo, "2001:200::1").country, "JP");              // WIDE project
-    EXPECT_EQ(look(geo, "193.0.6.139").country, "NL");            // RIPE NCC, Amsterdam
-    EXPECT_EQ(look(geo, "133.11.0.1").country, "JP");             // University of Tokyo
+    EXPECT_EQ(look(geo, "8.8.8.8").country, "US");          // Google Public DNS
+    EXPECT_EQ(look(geo, "2001:67c:2e8::2").country, "NL");  // RIPE NCC
+    EXPECT_EQ(look(geo, "2001:200::1").country, "JP");      // WIDE project
+    EXPECT_EQ(look(geo, "193.0.6.139").country, "NL");      // RIPE NCC, Amsterdam
+    EXPECT_EQ(look(geo, "133.11.0.1").country, "JP");       // University of Tokyo
     EXPECT_FALSE(look(geo, "193.0.6.139").city.empty());
 }

@@ -28,7 +28,8 @@ TEST(Services, MalformedLinesWarnWithFileAndLineAndTheRestLoads) {
                 "/etc/flowtop/tcp.conf", IPPROTO_TCP, warnings);
     ASSERT_EQ(warnings.size(), 5u);
     EXPECT_EQ(warnings[0].rfind("/etc/flowtop/tcp.conf:2: ", 0), 0u) << warnings[0];
-    EXPECT_EQ(warnings[1].rfind("/etc/flowtop/tcp.conf:3: bad port \"70000\"", 0), 0u) << warnings[1];
+    EXPECT_EQ(warnings[1].rfind("/etc/flowtop/tcp.conf:3: bad port \"70000\"", 0), 0u)
+        << warnings[1];
     EXPECT_EQ(warnings[2].rfind("/etc/flowtop/tcp.conf:4: ", 0), 0u);
     EXPECT_EQ(warnings[3].rfind("/etc/flowtop/tcp.conf:5: ", 0), 0u);
     EXPECT_EQ(warnings[4].rfind("/etc/flowtop/tcp.conf:6: ", 0), 0u);
@@ -72,8 +73,8 @@ TEST(Services, SearchPathPutsConfDirFirst) {
 #include "flowtop/ui/options.hpp"
 
 TEST(EnrichOptions, ConfDirAndGroupCountryParse) {
-    const char* argv[] = {"flowtop", "--conf-dir", "/x", "--group", "country", "-n", "-G",
-                          "--geoip-db", "a.mmdb", "--geoip-db", "b.mmdb", nullptr};
+    const char* argv[] = {"flowtop", "--conf-dir", "/x",     "--group",    "country", "-n",
+                          "-G",      "--geoip-db", "a.mmdb", "--geoip-db", "b.mmdb",  nullptr};
     auto o = flowtop::ui::parse_options(11, const_cast<char* const*>(argv));
     EXPECT_EQ(o.conf_dir, "/x");
     EXPECT_EQ(o.group, flowtop::ui::Group::country);

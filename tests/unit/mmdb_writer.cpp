@@ -47,8 +47,12 @@ void put_uint(std::vector<std::uint8_t>& out, int type, std::uint64_t n) {
 
 void put_value(std::vector<std::uint8_t>& out, const MmdbValue& v) {
     switch (v.kind) {
-        case MmdbValue::Kind::string: put_string(out, v.text); break;
-        case MmdbValue::Kind::uint32: put_uint(out, k_uint32, v.number); break;
+        case MmdbValue::Kind::string:
+            put_string(out, v.text);
+            break;
+        case MmdbValue::Kind::uint32:
+            put_uint(out, k_uint32, v.number);
+            break;
         case MmdbValue::Kind::map:
             control(out, k_map, v.keys.size());
             for (std::size_t i = 0; i < v.keys.size(); ++i) {
@@ -160,7 +164,8 @@ std::vector<std::uint8_t> MmdbWriter::build() const {
 std::string MmdbWriter::write(const std::string& path) const {
     auto bytes = build();
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
     if (!f) throw std::runtime_error("cannot write " + path);
     return path;
 }
@@ -179,8 +184,9 @@ std::pair<std::string, std::string> write_maxmind_fixtures(const std::string& di
         return MmdbValue::map(
             {{"city", MmdbValue::map({{"geoname_id", MmdbValue::u32(2759794)},
                                       {"names", MmdbValue::map({{"en", MmdbValue::str(city)}})}})},
-             {"country", MmdbValue::map({{"iso_code", MmdbValue::str(cc)},
-                                         {"names", MmdbValue::map({{"en", MmdbValue::str(cc)}})}})}});
+             {"country",
+              MmdbValue::map({{"iso_code", MmdbValue::str(cc)},
+                              {"names", MmdbValue::map({{"en", MmdbValue::str(cc)}})}})}});
     };
     MmdbWriter city("GeoLite2-City");
     city.insert("198.51.100.0/24", place("NL", "Amsterdam"));

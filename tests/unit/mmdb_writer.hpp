@@ -23,7 +23,7 @@ struct MmdbValue {
 };
 
 class MmdbWriter {
-public:
+  public:
     explicit MmdbWriter(std::string database_type) : type_(std::move(database_type)) {}
     // cidr: "198.51.100.0/24" or "2001:db8:1::/48"; networks must not overlap.
     void insert(std::string_view cidr, const MmdbValue& value);
@@ -31,7 +31,7 @@ public:
     // Writes build() to path; returns path.
     std::string write(const std::string& path) const;
 
-private:
+  private:
     struct Node {
         std::int64_t child[2] = {-1, -1};  // node index
         std::int64_t data[2] = {-1, -1};   // offset in the data section

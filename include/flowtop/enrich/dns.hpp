@@ -16,7 +16,7 @@ namespace flowtop::enrich {
 // Lock-free ring for one producer thread and one consumer thread; push fails when full.
 template <typename T>
 class SpscQueue {
-public:
+  public:
     explicit SpscQueue(std::size_t capacity) : slots_(capacity + 1) {}
     bool push(T&& v) noexcept {
         auto tail = tail_.load(std::memory_order_relaxed);
@@ -34,7 +34,7 @@ public:
         return true;
     }
 
-private:
+  private:
     std::vector<T> slots_;
     alignas(64) std::atomic<std::size_t> head_{0};
     alignas(64) std::atomic<std::size_t> tail_{0};
@@ -60,7 +60,7 @@ struct DnsConfig {
 };
 
 class DnsResolver {
-public:
+  public:
     // Reads the system resolver configuration (/etc/resolv.conf); throws flowtop::Error when
     // c-ares cannot start.
     explicit DnsResolver(DnsConfig config = {});
@@ -76,7 +76,7 @@ public:
 
     struct Impl;  // the c-ares channel, private to dns.cpp
 
-private:
+  private:
     void run(std::stop_token stop) noexcept;
 
     DnsConfig config_;

@@ -25,7 +25,7 @@ struct EnricherConfig {
     // bench/geoip_bench), so a small table is complete in its first frame; the rest go to the
     // worker thread, so a burst of new destinations never stalls the writer.
     std::size_t geo_inline_per_tick = 500;
-    std::size_t geo_queue = 32768;  // GeoIP lookups waiting for the worker thread
+    std::size_t geo_queue = 32768;     // GeoIP lookups waiting for the worker thread
     std::size_t cache_limit = 200000;  // addresses remembered (GeoIP and DNS each)
     std::chrono::seconds dns_positive_ttl{3600};
     std::chrono::seconds dns_negative_ttl{300};
@@ -42,14 +42,14 @@ struct EnricherStats {
 };
 
 class Enricher : public table::TickHook {
-public:
+  public:
     // Any of geo (empty) and dns (null) may be absent: that enrichment is off.
     Enricher(ServiceTable services, GeoIp geo, std::unique_ptr<DnsResolver> dns,
              EnricherConfig config = {});
     void on_tick(table::FlowTable& table, StringPool& strings, std::uint64_t now_ns) override;
     const EnricherStats& stats() const noexcept { return stats_; }
 
-private:
+  private:
     struct GeoIds {
         StrId country = k_no_string;
         StrId city = k_no_string;

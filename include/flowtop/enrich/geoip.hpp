@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "flowtop/enrich/dns.hpp"
-
 #include "flowtop/util/addr.hpp"
 
 struct MMDB_s;
@@ -19,7 +18,7 @@ namespace flowtop::enrich {
 struct GeoResult {
     std::string country;  // ISO 3166 code, or k_special_country for special-purpose addresses
     std::string city;
-    std::string org;      // AS organisation, or the special-purpose label
+    std::string org;  // AS organisation, or the special-purpose label
     std::uint32_t asn = 0;
     bool empty() const noexcept { return country.empty() && city.empty() && org.empty() && !asn; }
 };
@@ -39,7 +38,7 @@ bool skip_lookup(const Addr& addr, Family family) noexcept;
 
 // One open mmdb file.
 class GeoDb {
-public:
+  public:
     // Throws flowtop::Error naming the file when it is missing, unreadable or corrupt.
     explicit GeoDb(const std::string& path);
     ~GeoDb();
@@ -52,7 +51,7 @@ public:
     const std::string& path() const noexcept { return path_; }
     const std::string& type() const noexcept { return type_; }  // metadata database_type
 
-private:
+  private:
     std::string path_;
     std::string type_;
     std::unique_ptr<MMDB_s> mmdb_;
@@ -64,7 +63,7 @@ private:
 std::vector<std::string> geoip_search_path();
 
 class GeoIp {
-public:
+  public:
     GeoIp() = default;
     // Opens the given files, or (none given) every *.mmdb in the search path, in its order:
     // a field comes from the first database that has it, so a user's MaxMind GeoLite2 files
@@ -77,7 +76,7 @@ public:
     bool empty() const noexcept { return dbs_.empty(); }
     const std::vector<GeoDb>& databases() const noexcept { return dbs_; }
 
-private:
+  private:
     std::vector<GeoDb> dbs_;
 };
 
@@ -96,7 +95,7 @@ struct GeoAnswer {
 // default databases costs several microseconds, so a burst of 100k new destinations would
 // stall the writer for hundreds of milliseconds; here it only fills a queue.
 class GeoWorker {
-public:
+  public:
     // libmaxminddb lookups on a shared, read-only MMDB_s are thread-safe: the writer may look
     // up a few addresses itself while the worker uses the same databases.
     explicit GeoWorker(std::shared_ptr<const GeoIp> geo, std::size_t queue_size = 8192);
@@ -108,7 +107,7 @@ public:
     bool post(const GeoQuery& query) noexcept;
     bool poll(GeoAnswer& answer) noexcept;
 
-private:
+  private:
     void run(std::stop_token stop) noexcept;
 
     std::shared_ptr<const GeoIp> geo_;

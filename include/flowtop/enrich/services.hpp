@@ -9,7 +9,7 @@
 namespace flowtop::enrich {
 
 class ServiceTable {
-public:
+  public:
     // Parses one file's text; each malformed or duplicate line adds "file:line: message" to
     // warnings and is skipped, so one bad line never loses the rest. The first name wins.
     void load_text(std::string_view text, const std::string& file, std::uint8_t proto,
@@ -21,7 +21,7 @@ public:
     const std::string* lookup(std::uint8_t proto, std::uint16_t port) const;
     std::size_t size() const noexcept { return names_.size(); }
 
-private:
+  private:
     std::unordered_map<std::uint32_t, std::string> names_;  // proto << 16 | port
 };
 
