@@ -104,6 +104,9 @@ StrId Enricher::name_for(const Addr& addr, Family family, std::uint64_t now_ns) 
     auto it = names_.find(key);
     if (it != names_.end() && it->second.expires_ns > now_ns) return it->second.name;
     if (names_.size() >= config_.cache_limit) {
+        // One sweep a tick at most: a full cache of live entries must not cost a scan per row.
+        if (names_swept_) return it != names_.end() ? it->second.name : k_no_string;
+        names_swept_ = true;
         std::erase_if(names_, [&](const auto& kv) { return kv.second.expires_ns <= now_ns; });
         if (names_.size() >= config_.cache_limit) return k_no_string;  // ask when room is back
         it = names_.find(key);
@@ -136,6 +139,7 @@ void Enricher::on_tick(table::FlowTable& table, StringPool& strings, std::uint64
     if (dns_) drain_dns(strings, now_ns);
     if (geo_) drain_geo(strings);
     geo_full_ = false;
+    names_swept_ = false;
     geo_inline_left_ = config_.geo_inline_per_tick;
     const bool geo = geo_ != nullptr;
     const bool label = config_.label_special;

@@ -89,6 +89,7 @@ class Enricher : public table::TickHook {
     std::unordered_set<AddrKey, AddrHash> geo_pending_;  // posted, no answer yet
     void drain_geo(StringPool& strings);
     bool geo_full_ = false;
+    bool names_swept_ = false;
 };
 
 }  // namespace flowtop::enrich
