@@ -8,6 +8,7 @@
 
 #include "flowtop/ct/conntrack_io.hpp"
 #include "flowtop/enrich/proc_attributor.hpp"
+#include "flowtop/enrich/enricher.hpp"
 #include "flowtop/table/collector.hpp"
 #include "flowtop/ui/batch_runner.hpp"
 #include "flowtop/ui/options.hpp"
@@ -21,6 +22,25 @@ namespace {
 
 constexpr const char* k_acct = "net.netfilter.nf_conntrack_acct";
 constexpr const char* k_timestamp = "net.netfilter.nf_conntrack_timestamp";
+
+std::unique_ptr<flowtop::enrich::Enricher> make_enricher(const flowtop::ui::Options& options) {
+    using namespace flowtop;
+    std::vector<std::string> notes;
+    auto services = enrich::load_services(options.conf_dir, notes);
+    enrich::GeoIp geo;
+    if (!options.no_geoip) geo = enrich::GeoIp::open(options.geoip_dbs, notes);
+    std::unique_ptr<enrich::DnsResolver> dns;
+    if (!options.no_dns) {
+        try {
+            dns = std::make_unique<enrich::DnsResolver>();
+        } catch (const Error& e) {
+            notes.push_back(std::string(e.what()) + ": names stay empty");
+        }
+    }
+    for (const auto& n : notes) std::fprintf(stderr, "flowtop: note: %s\n", n.c_str());
+    return std::make_unique<enrich::Enricher>(std::move(services), std::move(geo), std::move(dns),
+                                              enrich::EnricherConfig{.label_special = !options.no_geoip});
+}
 
 int run(flowtop::ui::Options options) {
     using namespace flowtop;
@@ -56,6 +76,8 @@ int run(flowtop::ui::Options options) {
             std::fprintf(stderr, "flowtop: warning: no process attribution: %s\n", e.what());
         }
     }
+    auto enricher = make_enricher(options);
+    collector.add_hook(enricher.get());
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
         try {

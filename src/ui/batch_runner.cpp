@@ -5,6 +5,7 @@
 
 #include "flowtop/ui/batch_writer.hpp"
 #include "flowtop/ui/filter_expr.hpp"
+#include "flowtop/ui/country_groups.hpp"
 #include "flowtop/ui/flow_filter.hpp"
 #include "flowtop/ui/view_model.hpp"
 #include "flowtop/util/error.hpp"
@@ -40,8 +41,13 @@ int run_batch(const table::SnapshotHub& hub, const Options& options, std::FILE* 
         rows.clear();
         for (const auto& row : snap->rows)
             if (filter.matches(row) && expr.matches(*snap, row, &local)) rows.push_back(&row);
-        sort_rows(rows, *snap, sort, false, RateWindow::tick);
-        writer->write_frame(*snap, rows);
+        if (options.group == Grouping::country) {
+            write_country_frame(options.format, out, *snap, group_by_country(*snap, rows),
+                                options.bits, written == 0);
+        } else {
+            sort_rows(rows, *snap, sort, false, RateWindow::tick);
+            writer->write_frame(*snap, rows);
+        }
         if (std::ferror(out)) return signals::pending_exit_signal() ? 0 : 1;
         ++written;
     }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "flowtop/ui/filter_expr.hpp"
 #include "flowtop/ui/view_model.hpp"
@@ -27,6 +28,8 @@ enum LongOnly {
     opt_netns,
     opt_full_sweep,
     opt_no_proc,
+    opt_conf_dir,
+    opt_group,
 };
 
 const option k_long_options[] = {
@@ -51,6 +54,8 @@ const option k_long_options[] = {
     {"netns", required_argument, nullptr, opt_netns},
     {"full-sweep", required_argument, nullptr, opt_full_sweep},
     {"no-proc", no_argument, nullptr, opt_no_proc},
+    {"conf-dir", required_argument, nullptr, opt_conf_dir},
+    {"group", required_argument, nullptr, opt_group},
     {"version", no_argument, nullptr, 'v'},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
@@ -124,6 +129,16 @@ Options parse_options(int argc, char* const argv[]) {
             case opt_filter: o.filter = optarg; break;
             case opt_sort: o.sort = optarg; break;
             case opt_geoip_db: o.geoip_dbs.emplace_back(optarg); break;
+            case opt_conf_dir:
+                if (!*optarg) throw UsageError("--conf-dir needs a directory");
+                o.conf_dir = optarg;
+                break;
+            case opt_group:
+                if (std::string_view(optarg) != "country")
+                    throw UsageError(std::string("unknown --group '") + optarg +
+                                     "': only 'country' is supported");
+                o.group = Grouping::country;
+                break;
             case opt_netns:
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
@@ -185,7 +200,9 @@ Display:
   -b, --bits            rates in bits/s instead of bytes/s
   -n, --no-dns          no reverse DNS lookups
   -G, --no-geoip        no GeoIP lookups
-      --geoip-db PATH   mmdb file to use (repeatable)
+      --geoip-db PATH   mmdb file to use (repeatable); default: every *.mmdb in
+                        /usr/share/GeoIP, /var/lib/GeoIP, then flowtop's data dirs
+      --conf-dir DIR    look for tcp.conf/udp.conf (service names) in DIR first
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
       --full-sweep SEC  re-read every flow at least this often (default: adapts to the
                         table size, at most 10 s; busy flows are re-read every interval)
@@ -195,12 +212,15 @@ Batch mode (for scripts, like top -b):
       --batch           print frames to stdout instead of the interactive view
   -o, --output FORMAT   table, json (one object a line) or csv; implies --batch
   -c, --count N         print N frames, then exit (batch default 1)
+      --group country   one row per destination country: flows, bytes and rates each way
 
   -v, --version         print the version and exit
   -h, --help            print this help and exit
 
 While it runs, flowtop turns on net.netfilter.nf_conntrack_acct and nf_conntrack_timestamp
 where they are off, and restores the values it found when it exits.
+GeoIP: the databases scripts/install-geoip fetches are "IP Geolocation by DB-IP"
+(https://db-ip.com, CC-BY 4.0) and geo-whois-asn-country (CC0) from ip-location-db.
 See flowtop(8) for the output schema, keys and the filter language.
 )";
 }

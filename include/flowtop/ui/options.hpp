@@ -9,6 +9,7 @@
 namespace flowtop::ui {
 
 enum class OutputFormat { table, json, csv };
+enum class Grouping { none, country };  // --group: batch rows per flow or per country
 
 struct Options {
     // Families and protocols to show; empty means all.
@@ -30,6 +31,8 @@ struct Options {
     std::vector<std::string> geoip_dbs;
     std::string netns;
     std::chrono::milliseconds full_sweep{0};  // --full-sweep: fixed gap between full dumps
+    std::string conf_dir;
+    Grouping group = Grouping::none;  // --conf-dir: searched first for tcp.conf/udp.conf
     bool show_version = false;
     bool show_help = false;
 };
