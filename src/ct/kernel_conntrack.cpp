@@ -21,7 +21,7 @@ namespace {
 using MnlSocket = CPtr<mnl_socket, mnl_socket_close>;
 
 std::string permission_hint() {
-    return "flowtop needs CAP_NET_ADMIN to read the conntrack table: run it as root "
+    return "needs root (CAP_NET_ADMIN) to read the conntrack table: run it as root "
            "(sudo flowtop)";
 }
 

@@ -31,7 +31,7 @@ bool has_net_admin() noexcept {
 void require_net_admin() {
     if (!has_net_admin())
         throw Error(
-            "flowtop needs root (CAP_NET_ADMIN) to read the kernel's connection tracking table "
+            "needs root (CAP_NET_ADMIN) to read the kernel's connection tracking table "
             "and to turn on byte accounting: run it with sudo, e.g. 'sudo flowtop'");
 }
 
