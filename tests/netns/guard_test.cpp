@@ -91,3 +91,21 @@ TEST(GuardEnd, RestoresWhenTheReaderGoesAway) {
     EXPECT_EQ(out, "141\n");
     EXPECT_EQ(net.a.sysctl(k_acct), "0");
 }
+
+TEST(GuardEnd, NetnsOptionGuardsTheWatchedNamespaceOnly) {
+    TestNet net;
+    for (const Namespace* ns : {&net.a, &net.b}) {
+        ns->set_sysctl(k_acct, "0");
+        ns->set_sysctl(k_ts, "0");
+    }
+    // Started in b, watching a: a's settings are the ones turned on and put back.
+    Flowtop ft(net.b, {"-o", "json", "-c", "100", "-t", "0.3", "--netns", net.a.name()});
+    ASSERT_TRUE(ft.next_frame()) << ft.stderr_text();
+    EXPECT_EQ(net.a.sysctl(k_acct), "1");
+    EXPECT_EQ(net.b.sysctl(k_acct), "0");
+    ft.signal(SIGTERM);
+    ft.wait();
+    EXPECT_EQ(net.a.sysctl(k_acct), "0");
+    EXPECT_EQ(net.a.sysctl(k_ts), "0");
+    EXPECT_EQ(net.b.sysctl(k_acct), "0");
+}
