@@ -171,11 +171,6 @@ void FlowTable::collect_busy(std::vector<ct::FlowRecord>& out, bool accounting_o
     }
 }
 
-void FlowTable::copy_rows(std::vector<FlowRow>& out) const {
-    out.reserve(out.size() + rows_.size());
-    for (const auto& row : rows_) out.push_back(row);
-}
-
 void FlowTable::drop_gone() {
     // Two generations of dropped ids are enough to ignore the late messages of one more tick.
     std::swap(recently_gone_[0], recently_gone_[1]);

@@ -23,9 +23,7 @@ FlowRecord record(std::uint32_t id, MsgKind kind, std::uint64_t ob = 0, std::uin
     return r;
 }
 std::vector<FlowRow> rows(const FlowTable& t) {
-    std::vector<FlowRow> out;
-    t.copy_rows(out);
-    return out;
+    return {t.rows().begin(), t.rows().end()};
 }
 }  // namespace
 

@@ -34,8 +34,6 @@ public:
 
     // The rows as a frame shows them (shares chunks with the table until either changes).
     const FlowRows& rows() const noexcept { return rows_; }
-    // Kept for readers written against a vector: appends every row.
-    void copy_rows(std::vector<FlowRow>& out) const;
     // Drops the rows that are gone; call after they were published once.
     void drop_gone();
 
