@@ -19,6 +19,11 @@ StrId intern_or_none(StringPool& strings, std::string_view s) {
 
 }  // namespace
 
+Enricher::GeoIds Enricher::GeoIds::intern(StringPool& strings, const GeoResult& r) {
+    return {intern_or_none(strings, r.country), intern_or_none(strings, r.city),
+            intern_or_none(strings, r.org), r.asn};
+}
+
 std::size_t Enricher::AddrHash::operator()(const AddrKey& k) const noexcept {
     std::uint64_t a = 0, b = 0;
     std::memcpy(&a, k.addr.bytes.data(), 8);
@@ -61,19 +66,15 @@ const Enricher::GeoIds* Enricher::geo_for(const Addr& addr, Family family, Strin
     }
     if (!geo_ || skip_lookup(addr, family)) {
         // Special-purpose addresses need no database: label them here, at once.
-        GeoResult r = GeoIp{}.lookup(addr, family);
-        GeoIds ids{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
-                   intern_or_none(strings, r.org), r.asn};
-        return &geo_cache_.emplace(key, ids).first->second;
+        return &geo_cache_.emplace(key, GeoIds::intern(strings, GeoIp{}.lookup(addr, family)))
+                    .first->second;
     }
     if (geo_pending_.contains(key)) return nullptr;
     if (geo_inline_left_ > 0) {
         --geo_inline_left_;
         ++stats_.geo_lookups;
-        GeoResult r = geo_db_->lookup(addr, family);
-        GeoIds ids{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
-                   intern_or_none(strings, r.org), r.asn};
-        return &geo_cache_.emplace(key, ids).first->second;
+        return &geo_cache_.emplace(key, GeoIds::intern(strings, geo_db_->lookup(addr, family)))
+                    .first->second;
     }
     if (geo_full_) return nullptr;
     if (!geo_->post({addr, family})) {
@@ -92,10 +93,7 @@ void Enricher::drain_geo(StringPool& strings) {
     while (geo_->poll(a)) {
         AddrKey key{a.addr, a.family};
         geo_pending_.erase(key);
-        const auto& r = a.result;
-        geo_cache_.insert_or_assign(
-            key, GeoIds{intern_or_none(strings, r.country), intern_or_none(strings, r.city),
-                        intern_or_none(strings, r.org), r.asn});
+        geo_cache_.insert_or_assign(key, GeoIds::intern(strings, a.result));
     }
 }
 
@@ -143,30 +141,41 @@ void Enricher::on_tick(table::FlowTable& table, StringPool& strings, std::uint64
     geo_inline_left_ = config_.geo_inline_per_tick;
     const bool geo = geo_ != nullptr;
     const bool label = config_.label_special;
-    table.for_each([&](table::FlowRow& row) {
+    // Reads every row, writes only the rows whose names or places changed: a settled row costs
+    // no copy and leaves the frames' shared chunks alone.
+    table.for_each([&](const table::FlowRow& row) {
         const auto family = row.ct.family;
-        if (row.service == k_no_string) row.service = service_for(row, strings);
-        if (row.dst_country == k_no_string) {
-            // Special addresses are labelled even without a database.
-            if (geo || (label && special_label(row.ct.orig.dst, family))) {
-                if (const auto* g = geo_for(row.ct.orig.dst, family, strings)) {
-                    row.dst_country = g->country;
-                    row.dst_city = g->city;
-                    row.dst_org = g->org;
-                    row.dst_asn = g->asn;
-                }
-            }
-        }
+        const StrId service = row.service == k_no_string ? service_for(row, strings) : row.service;
+        const GeoIds* dst_geo = nullptr;
+        if (row.dst_country == k_no_string &&
+            (geo || (label && special_label(row.ct.orig.dst, family))))
+            dst_geo = geo_for(row.ct.orig.dst, family, strings);
+        const GeoIds* src_geo = nullptr;
         if (row.src_country == k_no_string &&
-            (geo || (label && special_label(row.ct.orig.src, family)))) {
-            if (const auto* g = geo_for(row.ct.orig.src, family, strings))
-                row.src_country = g->country;
-        }
-        if (dns_) {
-            // Every tick re-reads the cache, so an expired name is refreshed in place.
-            row.dst_name = name_for(row.ct.orig.dst, family, now_ns);
-            row.src_name = name_for(row.ct.orig.src, family, now_ns);
-        }
+            (geo || (label && special_label(row.ct.orig.src, family))))
+            src_geo = geo_for(row.ct.orig.src, family, strings);
+        // Every tick re-reads the name cache, so an expired name is refreshed in place.
+        const StrId dst_name = dns_ ? name_for(row.ct.orig.dst, family, now_ns) : row.dst_name;
+        const StrId src_name = dns_ ? name_for(row.ct.orig.src, family, now_ns) : row.src_name;
+        const bool changed = service != row.service || dst_name != row.dst_name ||
+                             src_name != row.src_name ||
+                             (dst_geo && (dst_geo->country != row.dst_country ||
+                                          dst_geo->city != row.dst_city ||
+                                          dst_geo->org != row.dst_org || dst_geo->asn != row.dst_asn)) ||
+                             (src_geo && src_geo->country != row.src_country);
+        if (!changed) return;
+        table.update(row.ct.id, [&](table::FlowRow& r) {
+            r.service = service;
+            if (dst_geo) {
+                r.dst_country = dst_geo->country;
+                r.dst_city = dst_geo->city;
+                r.dst_org = dst_geo->org;
+                r.dst_asn = dst_geo->asn;
+            }
+            if (src_geo) r.src_country = src_geo->country;
+            r.dst_name = dst_name;
+            r.src_name = src_name;
+        });
     });
 }
 

@@ -55,6 +55,7 @@ class Enricher : public table::TickHook {
         StrId city = k_no_string;
         StrId org = k_no_string;
         std::uint32_t asn = 0;
+        static GeoIds intern(StringPool& strings, const GeoResult& r);
     };
     struct NameEntry {
         StrId name = k_no_string;  // k_no_string: negative or still pending
