@@ -9,6 +9,7 @@
 #include "flowtop/ct/conntrack_io.hpp"
 #include "flowtop/enrich/proc_attributor.hpp"
 #include "flowtop/enrich/enricher.hpp"
+#include "flowtop/netns/all_netns.hpp"
 #include "flowtop/table/collector.hpp"
 #include "flowtop/ui/batch_runner.hpp"
 #include "flowtop/ui/options.hpp"
@@ -19,9 +20,6 @@
 #include "flowtop/util/system.hpp"
 
 namespace {
-
-constexpr const char* k_acct = "net.netfilter.nf_conntrack_acct";
-constexpr const char* k_timestamp = "net.netfilter.nf_conntrack_timestamp";
 
 std::unique_ptr<flowtop::enrich::Enricher> make_enricher(const flowtop::ui::Options& options) {
     using namespace flowtop;
@@ -42,6 +40,13 @@ std::unique_ptr<flowtop::enrich::Enricher> make_enricher(const flowtop::ui::Opti
                                               enrich::EnricherConfig{.label_special = !options.no_geoip});
 }
 
+// One namespace (flowtop's own, or --netns): one guard, one conntrack source, one attributor.
+struct SingleNamespace {
+    std::unique_ptr<flowtop::SysctlGuard> guard;
+    std::unique_ptr<flowtop::ct::ConntrackIo> io;
+    std::unique_ptr<flowtop::enrich::ProcAttributor> proc;
+};
+
 int run(flowtop::ui::Options options) {
     using namespace flowtop;
     if (!options.batch && !isatty(STDOUT_FILENO)) {
@@ -54,42 +59,59 @@ int run(flowtop::ui::Options options) {
     if (!options.netns.empty()) enter_netns(options.netns);
     signals::install_handlers();
 
-    SysctlGuard guard({k_acct, k_timestamp});
-    for (const auto& w : guard.warnings()) std::fprintf(stderr, "flowtop: warning: %s\n", w.c_str());
-
-    auto io = ct::open_kernel_conntrack();
     table::SnapshotHub hub;
-    table::Collector collector(*io, hub,
-                               {.interval = options.interval,
-                                .acct_on = guard.is_on(k_acct),
-                                .timestamp_on = guard.is_on(k_timestamp),
-                                .fixed_sweep_gap = options.full_sweep});
-    // Made after enter_netns: its worker thread inherits the watched namespace for sock_diag,
-    // while /proc stays the host's mount.
-    std::unique_ptr<enrich::ProcAttributor> proc;
-    if (!options.no_proc) {
-        try {
-            proc = std::make_unique<enrich::ProcAttributor>();
-            collector.add_hook(proc.get());
-        } catch (const Error& e) {
-            // Flows are still worth showing without their processes.
-            std::fprintf(stderr, "flowtop: warning: no process attribution: %s\n", e.what());
+    table::CollectorConfig config{.interval = options.interval,
+                                  .fixed_sweep_gap = options.full_sweep};
+    SingleNamespace single;
+    std::unique_ptr<netns::AllNetnsWatcher> watcher;
+    std::unique_ptr<table::Collector> collector;
+    if (options.all_netns) {
+        // Fails here, with the clear message, when conntrack netlink is missing altogether.
+        ct::open_kernel_conntrack({.subscribe_events = false});
+        // Each namespace holds a few sockets and settings files open.
+        raise_open_file_limit();
+        watcher = std::make_unique<netns::AllNetnsWatcher>(
+            netns::AllNetnsConfig{.attribute_processes = !options.no_proc});
+        collector = std::make_unique<table::Collector>(hub, config);
+        collector->set_source_watcher(watcher.get());
+    } else {
+        single.guard = std::make_unique<SysctlGuard>(
+            std::vector<std::string>{ct::k_acct_sysctl, ct::k_timestamp_sysctl});
+        for (const auto& w : single.guard->warnings())
+            std::fprintf(stderr, "flowtop: warning: %s\n", w.c_str());
+        single.io = ct::open_kernel_conntrack();
+        config.acct_on = single.guard->is_on(ct::k_acct_sysctl);
+        config.timestamp_on = single.guard->is_on(ct::k_timestamp_sysctl);
+        collector = std::make_unique<table::Collector>(*single.io, hub, config);
+        // Made after enter_netns: its worker thread inherits the watched namespace for
+        // sock_diag, while /proc stays the host's mount.
+        if (!options.no_proc) {
+            try {
+                single.proc = std::make_unique<enrich::ProcAttributor>();
+                collector->add_hook(single.proc.get());
+            } catch (const Error& e) {
+                // Flows are still worth showing without their processes.
+                std::fprintf(stderr, "flowtop: warning: no process attribution: %s\n", e.what());
+            }
         }
     }
     auto enricher = make_enricher(options);
-    collector.add_hook(enricher.get());
+    collector->add_hook(enricher.get());
     std::exception_ptr writer_error;
     std::jthread writer([&](std::stop_token stop) {
         try {
-            collector.run(stop);
+            collector->run(stop);
         } catch (...) {
             writer_error = std::current_exception();
         }
         hub.close();
     });
 
-    if (auto first = hub.wait_newer(0, std::chrono::seconds(30));
-        options.batch && first && first->stats.empty_at_start)
+    auto first = hub.wait_newer(0, std::chrono::seconds(30));
+    if (watcher)
+        for (const auto& note : watcher->take_notes())
+            std::fprintf(stderr, "flowtop: warning: %s\n", note.c_str());
+    if (options.batch && first && first->stats.empty_at_start)
         std::fprintf(stderr,
                      "flowtop: note: the conntrack table is empty. The kernel tracks connections "
                      "in a network namespace only once a firewall rule uses conntrack (e.g. nft "
@@ -98,7 +120,8 @@ int run(flowtop::ui::Options options) {
     int status = options.batch ? ui::run_batch(hub, options, stdout) : ui::run_top(hub, options);
     writer.request_stop();
     writer.join();
-    guard.restore();
+    if (single.guard) single.guard->restore();
+    watcher.reset();  // puts back every watched namespace's settings
     if (writer_error) std::rethrow_exception(writer_error);
     signals::reraise_pending();
     return status;

@@ -164,7 +164,7 @@ void Enricher::on_tick(table::FlowTable& table, StringPool& strings, std::uint64
                                           dst_geo->org != row.dst_org || dst_geo->asn != row.dst_asn)) ||
                              (src_geo && src_geo->country != row.src_country);
         if (!changed) return;
-        table.update(row.ct.id, [&](table::FlowRow& r) {
+        table.update(ct::flow_key(row.ct), [&](table::FlowRow& r) {
             r.service = service;
             if (dst_geo) {
                 r.dst_country = dst_geo->country;

@@ -35,12 +35,12 @@ using IfaddrsPtr = CPtr<ifaddrs, freeifaddrs>;
 enum class Outcome : std::uint8_t { attributed, forwarded, unknown };
 
 struct Request {
-    std::uint32_t id = 0;
+    ct::FlowKey id = 0;
     ct::FlowRecord flow;
 };
 
 struct Result {
-    std::uint32_t id = 0;
+    ct::FlowKey id = 0;
     Outcome outcome = Outcome::unknown;
     bool has_socket = false;  // a socket matched, even if its process is gone
     std::uint32_t uid = 0;
@@ -115,8 +115,8 @@ struct ProcAttributor::Impl {
         bool in_flight = false;
         bool done = false;
     };
-    std::unordered_map<std::uint32_t, Seen> seen;
-    std::unordered_map<std::uint32_t, std::pair<Result, std::uint64_t>> early;  // row not yet there
+    std::unordered_map<ct::FlowKey, Seen> seen;
+    std::unordered_map<ct::FlowKey, std::pair<Result, std::uint64_t>> early;  // row not yet there
     std::vector<Request> outgoing;
     std::vector<Result> incoming;
     std::uint64_t tick = 0;
@@ -210,12 +210,14 @@ void ProcAttributor::on_tick(table::FlowTable& table, StringPool& strings, std::
     table.for_each([&](const table::FlowRow& row) {
         // Settled rows cost no lookup: at 100k flows this loop runs every tick.
         if (row.pid || row.forwarded) return;
-        auto& seen = s.seen[row.ct.id];
+        if (s.config.source && row.ct.source != *s.config.source) return;
+        const auto key = ct::flow_key(row.ct);
+        auto& seen = s.seen[key];
         seen.tick = s.tick;
         if (seen.done || seen.in_flight) return;
-        if (auto it = s.early.find(row.ct.id); it != s.early.end()) {
+        if (auto it = s.early.find(key); it != s.early.end()) {
             const Result& early = it->second.first;
-            table.update(row.ct.id, [&](table::FlowRow& r) { s.apply(r, early, strings); });
+            table.update(key, [&](table::FlowRow& r) { s.apply(r, early, strings); });
             seen.done = early.outcome != Outcome::unknown || early.has_socket;
             s.early.erase(it);
             if (seen.done) return;
@@ -224,7 +226,7 @@ void ProcAttributor::on_tick(table::FlowTable& table, StringPool& strings, std::
         if (s.outgoing.size() >= s.config.queue_capacity) return;
         ++seen.attempts;
         seen.in_flight = true;
-        s.outgoing.push_back({row.ct.id, row.ct});
+        s.outgoing.push_back({key, row.ct});
     });
 
     // Forget flows that left the table, and results whose flow never arrived.
@@ -270,7 +272,9 @@ void ProcAttributor::Impl::read_new_flows(ct::Parser& parser, std::vector<Reques
         parser.parse(std::span<const std::byte>(event_buf.data(), static_cast<std::size_t>(n)),
                      [&](const ct::FlowRecord& r) {
                          if (r.proto != IPPROTO_TCP && r.proto != IPPROTO_UDP) return;
-                         batch.push_back({r.id, r});
+                         ct::FlowRecord tagged = r;
+                         tagged.source = config.source.value_or(0);
+                         batch.push_back({ct::flow_key(tagged), tagged});
                      });
     }
 }
@@ -328,7 +332,7 @@ void ProcAttributor::Impl::process(std::vector<Request>& batch, std::vector<Resu
         local_at = now;
     }
     // The same flow may come from the NEW listener and the tick.
-    std::unordered_set<std::uint32_t> done;
+    std::unordered_set<ct::FlowKey> done;
     struct Local {
         std::size_t index;
         bool client;

@@ -23,8 +23,12 @@ std::uint64_t realtime_ns() noexcept {
 }
 
 Collector::Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig config)
-    : io_(io),
-      hub_(hub),
+    : Collector(hub, config) {
+    sources_.push_back(Source{.io = &io});
+}
+
+Collector::Collector(SnapshotHub& hub, CollectorConfig config)
+    : hub_(hub),
       config_(config),
       strings_(std::make_shared<StringPool>()),
       buffer_(std::size_t{1} << 20) {
@@ -34,32 +38,82 @@ Collector::Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig conf
 
 Collector::~Collector() = default;
 
-void Collector::handle_events(std::span<const std::byte> bytes) {
+std::uint16_t Collector::add_source(ct::ConntrackIo& io, const std::string& label) {
+    auto free = std::find_if(sources_.begin(), sources_.end(), [](const Source& s) { return !s.io; });
+    if (free == sources_.end()) {
+        if (sources_.size() > 0xffff) throw Error("too many network namespaces to watch");
+        free = sources_.insert(sources_.end(), Source{});
+    }
+    *free = Source{.io = &io};
+    const auto index = static_cast<std::uint16_t>(free - sources_.begin());
+    table_.set_source_label(index, label.empty() ? k_no_string : strings_->intern(label));
+    if (running_) {
+        drain_source(*free);
+        try {
+            dump_source(index, false);
+        } catch (const std::exception&) {
+            sources_[index].need_resync = true;  // retried like any failed sweep
+        }
+    }
+    return index;
+}
+
+void Collector::remove_source(std::uint16_t index) {
+    if (index >= sources_.size() || !sources_[index].io) return;
+    sources_[index] = Source{};
+    table_.mark_source_gone(index, realtime_ns());
+    table_.set_source_label(index, k_no_string);
+}
+
+std::size_t Collector::source_count() const noexcept {
+    return static_cast<std::size_t>(
+        std::count_if(sources_.begin(), sources_.end(), [](const Source& s) { return s.io; }));
+}
+
+bool Collector::any_resync_needed() const noexcept {
+    return std::any_of(sources_.begin(), sources_.end(),
+                       [](const Source& s) { return s.io && s.need_resync; });
+}
+
+void Collector::handle_events(std::span<const std::byte> bytes, std::uint16_t source) {
     const auto now = realtime_ns();
-    auto result = parser_.parse(bytes, [&](const ct::FlowRecord& r) { table_.apply(r, now); });
+    auto result = parser_.parse(bytes, [&](const ct::FlowRecord& r) {
+        if (source == 0) return table_.apply(r, now);
+        ct::FlowRecord tagged = r;
+        tagged.source = source;
+        table_.apply(tagged, now);
+    });
     stats_.events += result.flows;
     stats_.parse_errors += result.errors;
 }
 
-std::size_t Collector::drain_events() {
+std::size_t Collector::drain_source(Source& source) {
+    const auto index = static_cast<std::uint16_t>(&source - sources_.data());
     const auto deadline = std::chrono::steady_clock::now() + config_.event_budget;
     std::size_t datagrams = 0;
     for (;;) {
-        auto r = io_.recv_events(buffer_);
+        auto r = source.io->recv_events(buffer_);
         if (r.error == EAGAIN || r.error == EWOULDBLOCK) break;
         if (r.error == EINTR) continue;
         if (r.error == ENOBUFS) {
             // The kernel dropped events: the table may miss creations and destructions. Only a
             // full dump tells the truth again.
             ++stats_.lost_events;
-            need_resync_ = true;
+            source.need_resync = true;
             continue;
         }
         if (r.error) break;  // counted as nothing; the next dump reconciles
-        handle_events(std::span(buffer_.data(), r.bytes));
+        handle_events(std::span(buffer_.data(), r.bytes), index);
         ++datagrams;
         if (std::chrono::steady_clock::now() >= deadline) break;
     }
+    return datagrams;
+}
+
+std::size_t Collector::drain_events() {
+    std::size_t datagrams = 0;
+    for (auto& source : sources_)
+        if (source.io) datagrams += drain_source(source);
     return datagrams;
 }
 
@@ -72,92 +126,157 @@ double thread_cpu_s() noexcept {
 }  // namespace
 
 void Collector::full_dump(bool resync) {
+    for (std::uint16_t i = 0; i < sources_.size(); ++i)
+        if (sources_[i].io) dump_source(i, resync);
+}
+
+void Collector::dump_source(std::uint16_t index, bool resync) {
+    Source& source = sources_[index];
     const auto started = std::chrono::steady_clock::now();
     const double cpu_started = thread_cpu_s();
-    io_.start_dump();
+    source.io->start_dump();
     table_.begin_sweep();
     bool complete = false;
     std::size_t flows = 0;
     while (!complete) {
-        auto r = io_.recv_dump(buffer_);
+        auto r = source.io->recv_dump(buffer_);
         if (r.error == EINTR) continue;
         if (r.error == ENOBUFS) {
             // The dump itself overran: it is incomplete, so nothing may be declared gone.
-            need_resync_ = true;
+            source.need_resync = true;
             return;
         }
         if (r.error) throw Error(errno_message("cannot read the conntrack table", r.error));
         const auto now = realtime_ns();
         auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
-                                    [&](const ct::FlowRecord& rec) { table_.apply(rec, now); });
+                                    [&](const ct::FlowRecord& rec) {
+                                        if (index == 0) return table_.apply(rec, now);
+                                        ct::FlowRecord tagged = rec;
+                                        tagged.source = index;
+                                        table_.apply(tagged, now);
+                                    });
         flows += result.flows;
         stats_.parse_errors += result.errors;
         if (result.netlink_error) {
-            need_resync_ = true;
+            source.need_resync = true;
             return;
         }
         complete = result.done;
     }
-    table_.end_sweep(realtime_ns());
+    table_.end_sweep(realtime_ns(), index);
     ++stats_.dumps;
     if (resync) ++stats_.resyncs;
-    if (stats_.dumps == 1) stats_.empty_at_start = flows == 0;
-    need_resync_ = false;
+    source.need_resync = false;
+    source.flows_at_last_dump = flows;
     stats_.last_dump_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
-    // Thread CPU time counts the kernel's work for our recv calls too: the true cost.
+    // Thread CPU time counts the kernel's work for our recv calls too: the true cost. Each
+    // source gets the whole sweep budget: a namespace's sweep gap depends on its own size.
     const double cost_s = thread_cpu_s() - cpu_started;
     const double tick_s = std::chrono::duration<double>(config_.interval).count();
     const double budget_s = config_.sweep_cpu_share * tick_s;
     const auto max_ticks =
         std::max<long>(1, static_cast<long>(config_.max_sweep_gap / config_.interval));
     const auto ticks = budget_s > 0 ? static_cast<long>(std::ceil(cost_s / budget_s)) : 1;
-    sweep_every_ = static_cast<unsigned>(std::clamp<long>(ticks, 1, max_ticks));
+    source.sweep_every = static_cast<unsigned>(std::clamp<long>(ticks, 1, max_ticks));
     if (config_.fixed_sweep_gap.count() > 0)
-        sweep_every_ = static_cast<unsigned>(
+        source.sweep_every = static_cast<unsigned>(
             std::max<long>(1, static_cast<long>(config_.fixed_sweep_gap / config_.interval)));
-    stats_.sweep_interval_s = sweep_every_ * tick_s;
-    ticks_since_sweep_ = 0;
+    source.ticks_since_sweep = 0;
+    update_sweep_interval();
     // Chunks unshared during a sweep are freed once readers move on, but glibc keeps freed
     // heap pages; handing them back keeps RSS at what the table really holds.
-    if (table_.size() >= 10000) malloc_trim(0);
+    if (flows >= 10000) malloc_trim(0);
 }
 
-bool Collector::refresh_busy() {
-    busy_.clear();
-    table_.collect_busy(busy_, config_.acct_on);
-    if (busy_.size() > config_.max_refresh) return false;
-    stats_.refreshed = busy_.size();
+void Collector::update_sweep_interval() noexcept {
+    unsigned longest = 0;
+    for (const auto& s : sources_)
+        if (s.io) longest = std::max(longest, s.sweep_every);
+    stats_.sweep_interval_s = longest * std::chrono::duration<double>(config_.interval).count();
+}
+
+bool Collector::refresh_busy_of(std::uint16_t index, std::span<const ct::FlowRecord> busy) {
+    ct::ConntrackIo& io = *sources_[index].io;
     // Batches small enough that their answers fit the socket buffer before we read them.
     constexpr std::size_t k_batch = 512;
-    for (std::size_t at = 0; at < busy_.size(); at += k_batch) {
-        const std::size_t n = std::min(k_batch, busy_.size() - at);
+    for (std::size_t at = 0; at < busy.size(); at += k_batch) {
+        const std::size_t n = std::min(k_batch, busy.size() - at);
         const std::uint32_t first_seq = request_seq_;
         request_seq_ += static_cast<std::uint32_t>(n);
-        if (!io_.request_flows(std::span(busy_).subspan(at, n), first_seq)) return false;
+        if (!io.request_flows(busy.subspan(at, n), first_seq)) return false;
         std::size_t answers = 0;
         while (answers < n) {
-            auto r = io_.recv_dump(buffer_);
+            auto r = io.recv_dump(buffer_);
             if (r.error == EINTR) continue;
             if (r.error) return false;
             const auto now = realtime_ns();
             auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
-                                        [&](const ct::FlowRecord& rec) { table_.apply(rec, now); });
+                                        [&](const ct::FlowRecord& rec) {
+                                            ct::FlowRecord tagged = rec;
+                                            tagged.source = index;
+                                            table_.apply(tagged, now);
+                                        });
             answers += result.answers;
             for (const auto& refused : parser_.refused()) {
-                const std::uint32_t index = refused.seq - first_seq;
-                if (refused.error == ENOENT && index < n) table_.mark_gone(busy_[at + index].id, now);
+                const std::uint32_t i = refused.seq - first_seq;
+                if (refused.error == ENOENT && i < n)
+                    table_.mark_gone(ct::flow_key(busy[at + i]), now);
             }
         }
     }
     return true;
 }
 
+bool Collector::refresh_busy() {
+    busy_.clear();
+    table_.collect_busy(busy_, config_.acct_on);
+    std::erase_if(busy_, [&](const ct::FlowRecord& r) {
+        return r.source >= sources_.size() || !sources_[r.source].io || sources_[r.source].sweep_now;
+    });
+    if (busy_.size() > config_.max_refresh) return false;
+    stats_.refreshed = busy_.size();
+    // Grouped by source, each source's flows in one run of batches on its own socket.
+    std::stable_sort(busy_.begin(), busy_.end(),
+                     [](const auto& a, const auto& b) { return a.source < b.source; });
+    bool all = true;
+    for (std::size_t at = 0; at < busy_.size();) {
+        const auto source = busy_[at].source;
+        std::size_t end = at;
+        while (end < busy_.size() && busy_[end].source == source) ++end;
+        if (!refresh_busy_of(source, std::span(busy_).subspan(at, end - at))) {
+            sources_[source].sweep_now = true;
+            all = false;
+        }
+        at = end;
+    }
+    return all;
+}
+
 void Collector::refresh() {
-    ++ticks_since_sweep_;
     stats_.refreshed = 0;
-    if (need_resync_ || ticks_since_sweep_ >= sweep_every_ || !refresh_busy()) full_dump(need_resync_);
+    bool sweep_all = false;
+    for (auto& s : sources_) {
+        if (!s.io) continue;
+        ++s.ticks_since_sweep;
+        s.sweep_now = s.need_resync || s.ticks_since_sweep >= s.sweep_every;
+    }
+    if (!refresh_busy()) {
+        // Too many busy flows for GETs to be cheaper, or the source refused them.
+        sweep_all = busy_.size() > config_.max_refresh;
+    }
+    for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+        Source& s = sources_[i];
+        if (!s.io || !(s.sweep_now || sweep_all)) continue;
+        s.sweep_now = false;
+        try {
+            dump_source(i, s.need_resync);
+        } catch (const std::exception&) {
+            // A failed sweep is retried next tick; the frame goes out with what we have.
+            s.need_resync = true;
+        }
+    }
 }
 
 void Collector::publish() {
@@ -174,6 +293,7 @@ void Collector::publish() {
     ++stats_.seq;
     stats_.time_ns = now_ns;
     stats_.interval_s = dt;
+    stats_.sources = static_cast<std::uint32_t>(source_count());
     snap->stats = stats_;
     snap->rows = table_.rows();  // chunk pointers only: copy-on-write from here on
     snap->strings = strings_;
@@ -188,41 +308,52 @@ void Collector::run(std::stop_token stop) {
         [[maybe_unused]] auto n = write(wake.get(), &one, sizeof one);
     });
 
+    if (watcher_) watcher_->update_sources(*this);
     drain_events();
     full_dump(false);
+    stats_.empty_at_start = table_.size() == 0;
     drain_events();
     publish();
+    running_ = true;
     auto next_tick = std::chrono::steady_clock::now() + config_.interval;
 
+    std::vector<pollfd> fds;
     while (!stop.stop_requested()) {
         auto now = std::chrono::steady_clock::now();
         if (now >= next_tick) {
+            if (watcher_) watcher_->update_sources(*this);
             drain_events();
-            try {
-                refresh();
-            } catch (const std::exception&) {
-                // A failed refresh is retried next tick; the frame goes out with what we have.
-                need_resync_ = true;
-            }
+            refresh();
             drain_events();
             publish();
             next_tick += config_.interval;
             if (next_tick < now) next_tick = now + config_.interval;  // fell behind: don't burst
             continue;
         }
-        if (need_resync_) {
+        if (any_resync_needed()) {
             drain_events();
-            try {
-                full_dump(true);
-            } catch (const std::exception&) {
-                need_resync_ = false;  // the next tick's dump tries again
+            for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+                if (!sources_[i].io || !sources_[i].need_resync) continue;
+                try {
+                    dump_source(i, true);
+                } catch (const std::exception&) {
+                    sources_[i].need_resync = false;  // the next tick's sweep tries again
+                    sources_[i].sweep_now = true;
+                    sources_[i].ticks_since_sweep = sources_[i].sweep_every;
+                }
             }
             continue;
         }
-        pollfd fds[2] = {{io_.event_fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+        fds.clear();
+        fds.push_back({wake.get(), POLLIN, 0});
+        for (const auto& s : sources_)
+            if (s.io) fds.push_back({s.io->event_fd(), POLLIN, 0});
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now).count();
-        int n = poll(fds, 2, static_cast<int>(wait) + 1);
-        if (n > 0 && (fds[0].revents & (POLLIN | POLLERR))) drain_events();
+        int n = poll(fds.data(), fds.size(), static_cast<int>(wait) + 1);
+        if (n <= 0) continue;
+        bool events = false;
+        for (std::size_t i = 1; i < fds.size(); ++i) events |= (fds[i].revents & (POLLIN | POLLERR)) != 0;
+        if (events) drain_events();
     }
 }
 

@@ -8,17 +8,24 @@
 
 namespace flowtop::table {
 
-const FlowRow* FlowTable::find(std::uint32_t id) const noexcept {
-    auto i = index_.find(id);
+const FlowRow* FlowTable::find(ct::FlowKey key) const noexcept {
+    auto i = row_of(key);
     return i == FlatIndex::k_missing ? nullptr : &rows_[i];
 }
 
-std::uint32_t FlowTable::insert(std::uint32_t id) {
+std::uint32_t FlowTable::insert(const ct::FlowRecord& r) {
     const auto i = static_cast<std::uint32_t>(rows_.size());
-    rows_.push_back(FlowRow{});
+    FlowRow row{};
+    if (r.source < labels_.size()) row.netns = labels_[r.source];
+    rows_.push_back(row);
     sampling_.push_back(Sampling{});
-    index_.insert_or_assign(id, i);
+    index_for(r.source).insert_or_assign(r.id, i);
     return i;
+}
+
+void FlowTable::set_source_label(std::uint16_t source, StrId label) {
+    if (source >= labels_.size()) labels_.resize(source + 1u, k_no_string);
+    labels_[source] = label;
 }
 
 void FlowTable::mark_gone_at(std::uint32_t i, std::uint64_t now_ns) {
@@ -29,9 +36,20 @@ void FlowTable::mark_gone_at(std::uint32_t i, std::uint64_t now_ns) {
     any_gone_ = true;
 }
 
-void FlowTable::mark_gone(std::uint32_t id, std::uint64_t now_ns) {
-    auto i = index_.find(id);
+void FlowTable::mark_gone(ct::FlowKey key, std::uint64_t now_ns) {
+    auto i = row_of(key);
     if (i != FlatIndex::k_missing && !std::as_const(rows_)[i].gone) mark_gone_at(i, now_ns);
+}
+
+std::size_t FlowTable::mark_source_gone(std::uint16_t source, std::uint64_t now_ns) {
+    std::size_t gone = 0;
+    const auto& rows = rows_;
+    for (std::uint32_t i = 0; i < rows.size(); ++i) {
+        if (rows[i].gone || rows[i].ct.source != source) continue;
+        mark_gone_at(i, now_ns);
+        ++gone;
+    }
+    return gone;
 }
 
 void FlowTable::sample(std::uint32_t i, std::uint64_t now_ns) noexcept {
@@ -41,7 +59,7 @@ void FlowTable::sample(std::uint32_t i, std::uint64_t now_ns) noexcept {
 
 void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
     const FlowRows& view = rows_;  // reads must not unshare chunks
-    auto i = index_.find(r.id);
+    auto i = row_of(ct::flow_key(r));
     const FlowRow* existing = i == FlatIndex::k_missing ? nullptr : &view[i];
     if (existing && existing->gone) {
         // A sweep may find a flow gone before its DESTROY is read; the DESTROY still brings the
@@ -56,7 +74,7 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
         return;
     }
     if (!existing && r.kind != ct::MsgKind::created && r.kind != ct::MsgKind::dump &&
-        (recently_gone_[0].contains(r.id) || recently_gone_[1].contains(r.id)))
+        recently_gone(ct::flow_key(r)))
         return;  // a late message about a flow already reported gone and dropped
 
     ct::FlowRecord merged = r;
@@ -80,7 +98,7 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
         closed = existing->closed;
         closed_ns = existing->closed_ns;
     } else {
-        i = insert(r.id);
+        i = insert(r);
         rows_[i].first_seen_ns = now_ns;
         Sampling& s = sampling_[i];
         // A flow we watched being born started with zero counters, so its first rate is exact;
@@ -113,11 +131,12 @@ void FlowTable::apply(const ct::FlowRecord& r, std::uint64_t now_ns) {
     if (r.kind == ct::MsgKind::destroyed) mark_gone_at(i, now_ns);
 }
 
-std::size_t FlowTable::end_sweep(std::uint64_t now_ns) {
+std::size_t FlowTable::end_sweep(std::uint64_t now_ns, std::uint16_t source) {
     std::size_t gone = 0;
     const auto& rows = rows_;
     for (std::uint32_t i = 0; i < rows.size(); ++i) {
-        if (rows[i].gone || sampling_[i].seen_sweep == sweep_) continue;
+        if (rows[i].gone || rows[i].ct.source != source || sampling_[i].seen_sweep == sweep_)
+            continue;
         mark_gone_at(i, now_ns);
         ++gone;
     }
@@ -182,15 +201,16 @@ void FlowTable::drop_gone() {
             ++i;
             continue;
         }
-        const std::uint32_t id = std::as_const(rows_)[i].ct.id;
-        index_.erase(id);
-        recently_gone_[0].insert(id);
+        const auto& dropped = std::as_const(rows_)[i].ct;
+        index_[dropped.source].erase(dropped.id);
+        recently_gone_[0].insert(ct::flow_key(dropped));
         const std::uint32_t last = static_cast<std::uint32_t>(rows_.size() - 1);
         if (i != last) {
             // Swap-remove keeps rows dense, so a frame needs no holes skipped.
             rows_[i] = std::as_const(rows_)[last];
             sampling_[i] = sampling_[last];
-            index_.insert_or_assign(std::as_const(rows_)[i].ct.id, i);
+            const auto& moved = std::as_const(rows_)[i].ct;
+            index_[moved.source].insert_or_assign(moved.id, i);
         }
         rows_.pop_back();
         sampling_.pop_back();

@@ -83,10 +83,12 @@ public:
                      ",\"reply_bytes\":%" PRIu64
                      ",\"orig_rate\":%.1f,\"reply_rate\":%.1f,\"events\":%" PRIu64
                      ",\"lost_events\":%" PRIu64 ",\"resyncs\":%" PRIu64
-                     ",\"sweep_interval_s\":%.1f,\"acct\":%s,\"timestamp\":%s}\n",
+                     ",\"sweep_interval_s\":%.1f,\"acct\":%s,\"timestamp\":%s"
+                     ",\"namespaces\":%u}\n",
                      rfc3339(s.time_ns).c_str(), s.seq, s.interval_s, rows.size(), t.orig_bytes,
                      t.reply_bytes, t.orig_rate, t.reply_rate, s.events, s.lost_events, s.resyncs,
-                     s.sweep_interval_s, s.acct_on ? "true" : "false", s.timestamp_on ? "true" : "false");
+                     s.sweep_interval_s, s.acct_on ? "true" : "false", s.timestamp_on ? "true" : "false",
+                     s.sources);
         std::string line;
         for (const auto* row : rows) {
             flow_fields(snap, *row, fields_);

@@ -13,7 +13,7 @@
 
 namespace flowtop::ui {
 
-enum class Field { text, host, port, proto, family, state, proc, user, cc, dir };
+enum class Field { text, host, port, proto, family, state, proc, user, cc, netns, dir };
 
 struct FilterExpr::Node {
     enum class Kind { all_of, any_of, negate, term } kind = Kind::term;
@@ -174,7 +174,8 @@ private:
         static const std::pair<const char*, Field> k_fields[] = {
             {"host", Field::host}, {"port", Field::port}, {"proto", Field::proto},
             {"family", Field::family}, {"state", Field::state}, {"proc", Field::proc},
-            {"user", Field::user}, {"cc", Field::cc}, {"dir", Field::dir}};
+            {"user", Field::user}, {"cc", Field::cc}, {"netns", Field::netns},
+            {"dir", Field::dir}};
         if (colon == std::string::npos) {
             n->field = Field::text;
             n->value = lower(tok.text);
@@ -197,7 +198,7 @@ private:
                 return n;
             }
             fail("unknown field '" + name +
-                     ":' (host port proto family state proc user cc dir)",
+                     ":' (host port proto family state proc user cc netns dir)",
                  tok.column);
             return nullptr;
         }
@@ -322,6 +323,7 @@ bool match(const FilterExpr::Node& n, const table::Snapshot& snap, const table::
         case Field::cc:
             return lower(snap.str(row.dst_country)) == n.value ||
                    lower(snap.str(row.src_country)) == n.value;
+        case Field::netns: return contains_ci(snap.str(row.netns), n.value);
         case Field::dir:
             if (n.value == "fwd") return row.forwarded;
             if (!local) return false;
@@ -334,7 +336,8 @@ bool match(const FilterExpr::Node& n, const table::Snapshot& snap, const table::
                     ? ct::tcp_state_name(ct.tcp_state) : "",
                 snap.str(row.dst_name), snap.str(row.src_name), snap.str(row.service),
                 snap.str(row.comm), snap.str(row.user), snap.str(row.dst_country),
-                snap.str(row.dst_city), snap.str(row.dst_org), snap.str(row.container)};
+                snap.str(row.dst_city), snap.str(row.dst_org), snap.str(row.container),
+                snap.str(row.netns)};
             for (auto f : fields)
                 if (contains_ci(f, n.value)) return true;
             for (const Addr* a : {&ct.orig.src, &ct.orig.dst, &ct.reply.src})

@@ -30,6 +30,7 @@ enum LongOnly {
     opt_no_proc,
     opt_conf_dir,
     opt_group,
+    opt_all_netns,
 };
 
 const option k_long_options[] = {
@@ -52,6 +53,7 @@ const option k_long_options[] = {
     {"sort", required_argument, nullptr, opt_sort},
     {"geoip-db", required_argument, nullptr, opt_geoip_db},
     {"netns", required_argument, nullptr, opt_netns},
+    {"all-netns", no_argument, nullptr, opt_all_netns},
     {"full-sweep", required_argument, nullptr, opt_full_sweep},
     {"no-proc", no_argument, nullptr, opt_no_proc},
     {"conf-dir", required_argument, nullptr, opt_conf_dir},
@@ -143,6 +145,7 @@ Options parse_options(int argc, char* const argv[]) {
                 if (!*optarg) throw UsageError("--netns needs a namespace name");
                 o.netns = optarg;
                 break;
+            case opt_all_netns: o.all_netns = true; break;
             case opt_full_sweep: o.full_sweep = parse_interval(optarg); break;
             case opt_no_proc: o.no_proc = true; break;
             case 'v': o.show_version = true; break;
@@ -161,6 +164,8 @@ Options parse_options(int argc, char* const argv[]) {
     }
     if (optind < argc)
         throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
+    if (o.all_netns && !o.netns.empty())
+        throw UsageError("--netns and --all-netns exclude each other");
     if (!o.filter.empty()) {
         FilterError error;
         FilterExpr::parse(o.filter, &error);
@@ -204,6 +209,9 @@ Display:
                         /usr/share/GeoIP, /var/lib/GeoIP, then flowtop's data dirs
       --conf-dir DIR    look for tcp.conf/udp.conf (service names) in DIR first
       --netns NAME      watch the conntrack table of network namespace NAME (ip netns)
+      --all-netns       watch every network namespace on the host (ip netns names and
+                        those of running processes, new ones as they appear); each flow
+                        is labelled with its namespace's name, container or unit
       --full-sweep SEC  re-read every flow at least this often (default: adapts to the
                         table size, at most 10 s; busy flows are re-read every interval)
       --no-proc         no process attribution (pid, comm, user, container of local flows)
@@ -218,7 +226,8 @@ Batch mode (for scripts, like top -b):
   -h, --help            print this help and exit
 
 While it runs, flowtop turns on net.netfilter.nf_conntrack_acct and nf_conntrack_timestamp
-where they are off, and restores the values it found when it exits.
+where they are off (in every watched namespace), and restores the values it found when it
+exits.
 GeoIP: the databases scripts/install-geoip fetches are "IP Geolocation by DB-IP"
 (https://db-ip.com, CC-BY 4.0) and geo-whois-asn-country (CC0) from ip-location-db.
 See flowtop(8) for the output schema, keys and the filter language.

@@ -61,7 +61,7 @@ const std::vector<std::string>& help_lines() {
         "< > F6        sort by the previous / next column",
         "r             reverse the sort order",
         "/             filter: host:ADDR[/LEN] port:N[-M] proto: family: state: proc:",
-        "              user: cc: dir:in|out|fwd, free text; and or not ( ); Esc clears",
+        "              user: cc: netns: dir:in|out|fwd, free text; and or not ( ); Esc clears",
         "Space p       pause / resume the display (collection goes on)",
         "Enter         details of the selected flow; on a group, show its flows",
         "Tab           cycle Flows, Processes, Hosts, Countries",
@@ -202,6 +202,7 @@ void draw_header(Terminal& t, const ViewModel& model, const UiState& ui) {
                   s.timestamp_on ? "on" : "OFF", s.interval_s > 0 ? s.interval_s : 0.0,
                   s.sweep_interval_s);
     std::string second = line;
+    if (s.sources > 1) second += "  netns " + std::to_string(s.sources);
     if (model.paused()) second = "PAUSED  " + second;
     t.put(1, 0, fit(second, static_cast<std::size_t>(t.width())),
           model.paused() ? Style::paused : (s.lost_events ? Style::error : Style::normal));
@@ -230,6 +231,10 @@ void draw_flows(Terminal& t, ViewModel& model, const UiState& ui, int top, int r
         {ui.totals ? "\u2193TOTAL" : "\u2193RATE", rate_w, true, 0},
         {"AGE", 6, true, 6},
     };
+    // Watching several namespaces: which one a flow lives in, after the process.
+    const bool namespaces = snap.stats.sources > 1;
+    constexpr std::size_t k_netns_col = 6;
+    if (namespaces) cols.insert(cols.begin() + k_netns_col, {"NETNS", 12, false, 6});
     if (!ui.show_source) cols[2].priority = 10;  // never shown
     std::vector<bool> shown;
     auto widths = layout(cols, t.width(), shown);
@@ -284,6 +289,7 @@ void draw_flows(Terminal& t, ViewModel& model, const UiState& ui, int top, int r
             rate(reply_rate_of(r, w), ct.reply_counters.bytes),
             age_text(r.age_s(snap.stats.time_ns)),
         };
+        if (namespaces) cells.insert(cells.begin() + k_netns_col, std::string(snap.str(r.netns)));
         const int y = top + 1 + i;
         const bool selected = first + static_cast<std::size_t>(i) == model.selected();
         draw_row(t, y, cols, shown, widths, cells,

@@ -118,7 +118,7 @@ struct RowOrder {
     bool operator()(const table::FlowRow* a, const table::FlowRow* b) const {
         const int c = compare(a, b);
         if (c != 0) return desc ? c > 0 : c < 0;
-        return a->ct.id < b->ct.id;
+        return ct::flow_key(a->ct) < ct::flow_key(b->ct);
     }
 };
 
@@ -204,7 +204,7 @@ void ViewModel::refresh(std::size_t visible) {
     std::size_t want = std::min(matched_.size(), scroll_ + visible);
     if (selected_id_) {
         auto it = std::find_if(matched_.begin(), matched_.end(),
-                               [&](auto* r) { return r->ct.id == *selected_id_; });
+                               [&](auto* r) { return ct::flow_key(r->ct) == *selected_id_; });
         if (it != matched_.end()) {
             const table::FlowRow* target = *it;
             const RowOrder less = order_for(*snap_, settings_.sort, settings_.reverse, settings_.window);
@@ -222,7 +222,7 @@ void ViewModel::refresh(std::size_t visible) {
     sorted_ = matched_;
     sort_rows(sorted_, *snap_, settings_.sort, settings_.reverse, settings_.window, want);
     sorted_.resize(want);
-    if (selected_ < sorted_.size()) selected_id_ = sorted_[selected_]->ct.id;
+    if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
 }
 
 void ViewModel::build_groups() {
@@ -315,7 +315,7 @@ void ViewModel::build_groups() {
 
 void ViewModel::pin_selection() {
     if (settings_.tab == Tab::flows) {
-        if (selected_ < sorted_.size()) selected_id_ = sorted_[selected_]->ct.id;
+        if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
         else selected_id_.reset();
         return;
     }
@@ -337,7 +337,7 @@ void ViewModel::move_selection(long delta, std::size_t visible) {
     if (visible && selected_ >= scroll_ + visible) scroll_ = selected_ - visible + 1;
     if (settings_.tab == Tab::flows) {
         // Beyond the sorted part the next refresh sorts further and pins the flow there.
-        if (selected_ < sorted_.size()) selected_id_ = sorted_[selected_]->ct.id;
+        if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
         else selected_id_.reset();
     } else if (selected_ < groups_.size()) {
         selected_key_ = groups_[selected_].key;

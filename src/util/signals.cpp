@@ -18,7 +18,8 @@ struct RestoreWrite {
     std::size_t len = 0;
 };
 
-constexpr std::size_t k_max_restore_writes = 64;
+// Two settings for each watched namespace (--all-netns), so room for many namespaces.
+constexpr std::size_t k_max_restore_writes = 2048;
 std::array<RestoreWrite, k_max_restore_writes> g_writes;
 std::atomic<RestoreHook> g_terminal_restore{nullptr};
 std::atomic<int> g_pending{0};

@@ -65,7 +65,11 @@ SysctlGuard::SysctlGuard(const std::vector<std::string>& names, std::string root
             // Register before changing anything, so a crash between the two still restores.
             h.slot = signals::register_restore_write(fd.get(), h.restore_bytes.data(),
                                                      h.restore_bytes.size());
-            if (write_value(fd.get(), "1\n")) {
+            if (h.slot < 0) {
+                // Without a prepared restore a crash would leave it changed: do not change it.
+                warnings_.push_back(name + " is off and is left off (too many settings held); "
+                                           "flowtop runs without it");
+            } else if (write_value(fd.get(), "1\n")) {
                 st.changed = true;
                 st.on = true;
                 h.fd = std::move(fd);

@@ -2,8 +2,12 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -45,6 +49,37 @@ void enter_netns(const std::string& name) {
     }
     if (setns(fd.get(), CLONE_NEWNET) != 0)
         throw Error(errno_message("cannot enter network namespace '" + name + "'", errno));
+}
+
+void raise_open_file_limit() noexcept {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+UniqueFd open_netns(const std::string& path) {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw Error(errno_message("cannot open network namespace " + path, errno));
+    return fd;
+}
+
+std::uint64_t netns_inode(const std::string& path) noexcept {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
+
+ScopedNetns::ScopedNetns(int netns_fd) : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+    if (!home_) throw Error(errno_message("cannot open this thread's network namespace", errno));
+    if (setns(netns_fd, CLONE_NEWNET) != 0)
+        throw Error(errno_message("cannot enter a network namespace", errno));
+}
+
+ScopedNetns::~ScopedNetns() {
+    if (setns(home_.get(), CLONE_NEWNET) == 0) return;
+    // Going on in the wrong namespace would read and change another namespace's table.
+    std::fputs("flowtop: cannot return to its own network namespace\n", stderr);
+    std::abort();
 }
 
 }  // namespace flowtop

@@ -1,6 +1,8 @@
 // The writer loop against a fake kernel: recorded netlink bytes and injected errors.
 #include <gtest/gtest.h>
 
+#include <linux/netlink.h>
+
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -124,4 +126,88 @@ TEST(Collector, ReadersKeepTheirFrameWhileTheWriterGoesOn) {
     for (std::size_t i = 0; i < rows_before.size(); ++i)
         EXPECT_EQ(0, std::memcmp(&held->rows[i], &rows_before[i], sizeof(table::FlowRow)));
     EXPECT_EQ(hub.latest()->stats.seq, 11u);
+}
+
+namespace {
+
+// A dump that finds the table empty: NLMSG_DONE alone.
+std::vector<std::byte> empty_dump() {
+    std::vector<std::byte> bytes(NLMSG_LENGTH(sizeof(int)));
+    auto* h = reinterpret_cast<nlmsghdr*>(bytes.data());
+    h->nlmsg_len = static_cast<std::uint32_t>(bytes.size());
+    h->nlmsg_type = NLMSG_DONE;
+    h->nlmsg_flags = NLM_F_MULTI;
+    return bytes;
+}
+
+std::size_t rows_labelled(const table::Snapshot& snap, std::string_view label, bool gone) {
+    std::size_t n = 0;
+    for (const auto& r : snap.rows) n += snap.str(r.netns) == label && r.gone == gone;
+    return n;
+}
+
+}  // namespace
+
+TEST(Collector, NamespacesWithTheSameConntrackIdsStayApart) {
+    // Two namespaces whose tables hold flows with the very same ids (as two recorded dumps).
+    FakeConntrack a, b;
+    a.dump = test::load_datagrams("dump.nl");
+    b.dump = test::load_datagrams("dump.nl");
+    table::SnapshotHub hub;
+    table::Collector c(hub, {});
+    EXPECT_EQ(c.add_source(a, "red"), 0u);
+    EXPECT_EQ(c.add_source(b, "blue"), 1u);
+    c.full_dump(false);
+    c.publish();
+    auto snap = hub.latest();
+    ASSERT_EQ(snap->rows.size(), 8u);
+    EXPECT_EQ(snap->stats.sources, 2u);
+    EXPECT_EQ(rows_labelled(*snap, "red", false), 4u);
+    EXPECT_EQ(rows_labelled(*snap, "blue", false), 4u);
+    for (const auto& r : snap->rows) {
+        ASSERT_NE(c.table().find(ct::flow_key(r.ct)), nullptr);
+        EXPECT_EQ(c.table().find(ct::flow_key(r.ct))->netns, r.netns);
+    }
+
+    // A dump of one namespace speaks for that namespace alone: blue's table emptied, red's
+    // flows stay.
+    b.dump = {empty_dump()};
+    c.full_dump(false);
+    c.publish();
+    snap = hub.latest();
+    EXPECT_EQ(rows_labelled(*snap, "red", false), 4u);
+    EXPECT_EQ(rows_labelled(*snap, "blue", true), 4u);
+    c.full_dump(false);
+    c.publish();
+    EXPECT_EQ(hub.latest()->rows.size(), 4u);
+}
+
+TEST(Collector, ARemovedNamespaceEndsItsFlowsOnceAndFreesItsSlot) {
+    FakeConntrack a, b, c2;
+    a.dump = test::load_datagrams("dump.nl");
+    b.dump = test::load_datagrams("dump.nl");
+    c2.dump = test::load_datagrams("dump.nl");
+    table::SnapshotHub hub;
+    table::Collector c(hub, {});
+    c.add_source(a, "red");
+    const auto blue = c.add_source(b, "blue");
+    c.full_dump(false);
+    c.publish();
+    c.remove_source(blue);
+    EXPECT_EQ(c.source_count(), 1u);
+    const int dumps_of_blue = b.dumps_started;
+    c.full_dump(false);
+    c.publish();
+    auto snap = hub.latest();
+    EXPECT_EQ(rows_labelled(*snap, "blue", true), 4u);  // shown once more, as gone
+    EXPECT_EQ(rows_labelled(*snap, "red", false), 4u);
+    EXPECT_EQ(b.dumps_started, dumps_of_blue);  // never touched again
+    // The next namespace takes the free slot; the gone rows have left by then.
+    EXPECT_EQ(c.add_source(c2, "green"), blue);
+    c.full_dump(false);
+    c.publish();
+    snap = hub.latest();
+    EXPECT_EQ(rows_labelled(*snap, "blue", true), 0u);
+    EXPECT_EQ(rows_labelled(*snap, "green", false), 4u);
+    EXPECT_EQ(snap->rows.size(), 8u);
 }

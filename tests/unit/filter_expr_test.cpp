@@ -116,6 +116,16 @@ TEST(FilterExpr, FreeTextSearchesShownFields) {
     EXPECT_FALSE(matches("wget", f, r));
 }
 
+TEST(FilterExpr, NetnsMatchesTheNamespaceLabel) {
+    Fixture f;
+    auto r = f.flow("192.0.2.1", "198.51.100.7", 40000, 443);
+    r.netns = f.pool->intern("docker:0123456789ab");
+    EXPECT_TRUE(matches("netns:docker", f, r));
+    EXPECT_TRUE(matches("netns:0123456789AB", f, r));
+    EXPECT_FALSE(matches("netns:blue", f, r));
+    EXPECT_TRUE(matches("0123456789ab", f, r));  // free text too
+}
+
 TEST(FilterExpr, DirectionNeedsTheLocalAddresses) {
     Fixture f;
     auto out = f.flow("192.0.2.1", "198.51.100.7", 40000, 443);

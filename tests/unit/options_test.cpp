@@ -76,6 +76,17 @@ TEST(Options, LongFormsMatchShortOnes) {
     EXPECT_EQ(o.sort, "bytes");
 }
 
+TEST(Options, AllNetnsExcludesOneNamespace) {
+    EXPECT_TRUE(parse({"--all-netns"}).all_netns);
+    EXPECT_FALSE(parse({}).all_netns);
+    try {
+        parse({"--all-netns", "--netns", "x"});
+        ADD_FAILURE() << "no usage error";
+    } catch (const UsageError& e) {
+        EXPECT_NE(std::string(e.what()).find("exclude each other"), std::string::npos);
+    }
+}
+
 TEST(Options, UnknownFlagIsAUsageError) {
     EXPECT_THROW(parse({"-X"}), UsageError);
     EXPECT_THROW(parse({"--bogus"}), UsageError);

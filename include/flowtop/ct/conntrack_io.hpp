@@ -40,6 +40,11 @@ public:
     }
 };
 
+// The per-namespace settings flowtop turns on while it runs: byte/packet counters and flow
+// start/stop times exist only for flows created while these are 1.
+inline constexpr const char* k_acct_sysctl = "net.netfilter.nf_conntrack_acct";
+inline constexpr const char* k_timestamp_sysctl = "net.netfilter.nf_conntrack_timestamp";
+
 struct KernelOptions {
     // Receive buffer for events. The default (~200 kB) loses events at 100k events/s; 64 MB
     // rides out bursts while the writer is busy with a dump.

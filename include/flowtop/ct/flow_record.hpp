@@ -45,8 +45,22 @@ struct FlowRecord {
     std::uint8_t icmp_type = 0;
     std::uint8_t icmp_code = 0;
     std::uint16_t icmp_id = 0;
+    // Which watched network namespace the message came from: the collector's source index
+    // (0 when watching one). Conntrack ids are unique only within a namespace.
+    std::uint16_t source = 0;
     friend bool operator==(const FlowRecord&, const FlowRecord&) = default;
 };
+
+// A flow's identity across every watched namespace: the source index above the conntrack id.
+using FlowKey = std::uint64_t;
+constexpr FlowKey flow_key(std::uint16_t source, std::uint32_t id) noexcept {
+    return (static_cast<FlowKey>(source) << 32) | id;
+}
+constexpr FlowKey flow_key(const FlowRecord& r) noexcept { return flow_key(r.source, r.id); }
+constexpr std::uint16_t key_source(FlowKey key) noexcept {
+    return static_cast<std::uint16_t>(key >> 32);
+}
+constexpr std::uint32_t key_id(FlowKey key) noexcept { return static_cast<std::uint32_t>(key); }
 
 // Names for output: "tcp", "udp", ... or the number as text.
 const char* proto_name(std::uint8_t proto) noexcept;

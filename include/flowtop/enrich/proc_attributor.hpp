@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "flowtop/table/collector.hpp"
@@ -22,6 +23,8 @@ struct ProcAttributorConfig {
     std::size_t queue_capacity = 16384;  // requests per hand-over; more wait for the next tick
     bool watch_new_flows = true;         // the conntrack NEW listener above
     int attempts = 3;  // ticks a flow with a local end but no socket found is retried
+    // Only rows of this collector source (one watched namespace among several); all when unset.
+    std::optional<std::uint16_t> source = std::nullopt;
 };
 
 struct ProcAttributorStats {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <stop_token>
 #include <vector>
 
@@ -24,6 +25,7 @@ public:
 
 struct CollectorConfig {
     std::chrono::milliseconds interval{1000};
+    // Accounting and timestamps in every watched namespace (the header shows these).
     bool acct_on = false;
     bool timestamp_on = false;
     // Event processing yields to the tick after this long, so frames stay on time under floods.
@@ -37,35 +39,78 @@ struct CollectorConfig {
     std::chrono::milliseconds fixed_sweep_gap{0};  // non-zero: sweep this often, not adaptively
 };
 
+class Collector;
+
+// Adds and removes sources as namespaces come and go; runs on the writer thread at the start
+// of every tick (and once before the first dump).
+class SourceWatcher {
+public:
+    virtual ~SourceWatcher() = default;
+    virtual void update_sources(Collector& collector) = 0;
+};
+
 class Collector {
 public:
+    // Watches one conntrack table (source 0, no namespace label).
     Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig config);
+    // Watches the sources a SourceWatcher adds.
+    Collector(SnapshotHub& hub, CollectorConfig config);
     ~Collector();
     Collector(const Collector&) = delete;
     Collector& operator=(const Collector&) = delete;
 
     void add_hook(TickHook* hook) { hooks_.push_back(hook); }
+    void remove_hook(TickHook* hook) { std::erase(hooks_, hook); }
+    void set_source_watcher(SourceWatcher* watcher) { watcher_ = watcher; }
+    // Whether accounting and timestamps are on in every watched namespace (they change as
+    // namespaces come and go).
+    void set_kernel_settings(bool acct_on, bool timestamp_on) noexcept {
+        config_.acct_on = stats_.acct_on = acct_on;
+        config_.timestamp_on = stats_.timestamp_on = timestamp_on;
+    }
+
+    // Writer thread only (or before run). A source is one namespace's conntrack table; its
+    // rows carry `label` in FlowRow::netns. Once the collector runs, a new source is dumped at
+    // once. Returns the source index that its records carry.
+    std::uint16_t add_source(ct::ConntrackIo& io, const std::string& label);
+    // The source's flows are reported gone in the next frame; its io is not touched again.
+    void remove_source(std::uint16_t source);
+    std::size_t source_count() const noexcept;
 
     // The writer thread's body: returns when stop is requested. Throws only for setup errors
     // of the first dump; later failures are counted and retried.
     void run(std::stop_token stop);
 
     // Single steps, for tests and benchmarks that drive the writer by hand.
-    void full_dump(bool resync);
+    void full_dump(bool resync);  // every source
     std::size_t drain_events();
     void publish();
     // One tick's refresh: a full sweep when due, else a batched re-read of the busy flows.
     void refresh();
-    // Re-reads the busy flows; false when it could not (the caller sweeps instead).
+    // Re-reads the busy flows of every source not swept this tick; false when one could not
+    // (that source is swept instead).
     bool refresh_busy();
 
     const FlowTable& table() const noexcept { return table_; }
     const FrameStats& stats() const noexcept { return stats_; }
 
 private:
-    void handle_events(std::span<const std::byte> bytes);
+    struct Source {
+        ct::ConntrackIo* io = nullptr;  // nullptr: a removed source's free slot
+        bool need_resync = false;
+        bool sweep_now = false;  // this tick's refresh sweeps it
+        unsigned ticks_since_sweep = 0;
+        unsigned sweep_every = 1;  // ticks between full sweeps
+        std::size_t flows_at_last_dump = 0;
+    };
 
-    ct::ConntrackIo& io_;
+    void dump_source(std::uint16_t index, bool resync);
+    std::size_t drain_source(Source& source);
+    bool refresh_busy_of(std::uint16_t index, std::span<const ct::FlowRecord> busy);
+    void handle_events(std::span<const std::byte> bytes, std::uint16_t source);
+    bool any_resync_needed() const noexcept;
+    void update_sweep_interval() noexcept;
+
     SnapshotHub& hub_;
     CollectorConfig config_;
     ct::Parser parser_;
@@ -74,10 +119,10 @@ private:
     FrameStats stats_;
     std::vector<std::byte> buffer_;
     std::vector<TickHook*> hooks_;
+    SourceWatcher* watcher_ = nullptr;
+    std::vector<Source> sources_;
+    bool running_ = false;
     std::chrono::steady_clock::time_point last_tick_{};
-    bool need_resync_ = false;
-    unsigned ticks_since_sweep_ = 0;
-    unsigned sweep_every_ = 1;  // ticks between full sweeps
     std::uint32_t request_seq_ = 1u << 31;  // distinct from the dump's sequence numbers
     std::vector<ct::FlowRecord> busy_;
 };

@@ -20,13 +20,18 @@ public:
     void apply(const ct::FlowRecord& record, std::uint64_t now_ns);
 
     // A full dump is complete evidence: a flow missing from it is gone, just as if a DESTROY
-    // had come (flows older than flowtop never send one). Bracket the dump's apply() calls.
+    // had come (flows older than flowtop never send one). Bracket the dump's apply() calls; a
+    // dump speaks only for its own source (network namespace).
     void begin_sweep() noexcept { ++sweep_; }
-    // Returns how many flows the sweep found gone.
-    std::size_t end_sweep(std::uint64_t now_ns);
+    // Returns how many flows of `source` the sweep found gone.
+    std::size_t end_sweep(std::uint64_t now_ns, std::uint16_t source = 0);
 
     // The kernel said the flow no longer exists (a refused GET): gone, as after a DESTROY.
-    void mark_gone(std::uint32_t id, std::uint64_t now_ns);
+    void mark_gone(ct::FlowKey key, std::uint64_t now_ns);
+    // A watched namespace went away: all its flows are gone.
+    std::size_t mark_source_gone(std::uint16_t source, std::uint64_t now_ns);
+    // The label new rows of `source` carry in FlowRow::netns (k_no_string: none).
+    void set_source_label(std::uint16_t source, StrId label);
 
     // Turns the counters read since the last tick into rates (over the time between a flow's
     // two latest samples) and clears the per-tick activity marks.
@@ -42,7 +47,7 @@ public:
     void collect_busy(std::vector<ct::FlowRecord>& out, bool accounting_on) const;
 
     std::size_t size() const noexcept { return rows_.size(); }
-    const FlowRow* find(std::uint32_t id) const noexcept;
+    const FlowRow* find(ct::FlowKey key) const noexcept;
 
     // Visits every row. A visitor taking `const FlowRow&` only reads; one taking `FlowRow&`
     // may change rows, and only rows it really changed are written (and unshared).
@@ -60,10 +65,10 @@ public:
         }
     }
 
-    // Changes the row of flow `id`, if present, through `f(FlowRow&)`.
+    // Changes the row of flow `key`, if present, through `f(FlowRow&)`.
     template <typename F>
-    bool update(std::uint32_t id, F&& f) {
-        auto i = index_.find(id);
+    bool update(ct::FlowKey key, F&& f) {
+        auto i = row_of(key);
         if (i == FlatIndex::k_missing) return false;
         f(rows_[i]);
         return true;
@@ -82,14 +87,27 @@ private:
         bool event_seen = false;  // an event arrived since the last tick: the flow is busy
     };
 
-    std::uint32_t insert(std::uint32_t id);
+    std::uint32_t insert(const ct::FlowRecord& r);
+    std::uint32_t row_of(ct::FlowKey key) const noexcept {
+        const auto source = ct::key_source(key);
+        return source < index_.size() ? index_[source].find(ct::key_id(key)) : FlatIndex::k_missing;
+    }
+    FlatIndex& index_for(std::uint16_t source) {
+        if (source >= index_.size()) index_.resize(source + 1u);
+        return index_[source];
+    }
+    bool recently_gone(ct::FlowKey key) const {
+        return recently_gone_[0].contains(key) || recently_gone_[1].contains(key);
+    }
     void mark_gone_at(std::uint32_t i, std::uint64_t now_ns);
     void sample(std::uint32_t i, std::uint64_t now_ns) noexcept;
 
     FlowRows rows_;
     std::vector<Sampling> sampling_;  // parallel to rows_
-    FlatIndex index_;                 // conntrack id -> row index
-    std::unordered_set<std::uint32_t> recently_gone_[2];
+    // Per source: conntrack id -> row index. Ids repeat across namespaces, not within one.
+    std::vector<FlatIndex> index_;
+    std::vector<StrId> labels_;  // per source
+    std::unordered_set<ct::FlowKey> recently_gone_[2];
     std::uint32_t sweep_ = 0;
     std::uint64_t last_tick_ns_ = 0;
     bool any_gone_ = false;

@@ -31,6 +31,7 @@ struct FrameStats {
     bool acct_on = false;         // nf_conntrack_acct while running
     bool timestamp_on = false;    // nf_conntrack_timestamp while running
     bool empty_at_start = false;  // the first dump found no flows (conntrack may be inactive)
+    std::uint32_t sources = 0;    // conntrack tables watched (network namespaces)
 };
 
 struct Snapshot {

@@ -3,7 +3,7 @@
 //   free text                 matches any shown field (case-insensitive substring)
 //   host:NAME|ADDR|CIDR       either end, by name (substring) or address/prefix
 //   port:N | port:N-M | port:NAME   either port, or the service name
-//   proto: family: state: proc: user: cc: dir:in|out|fwd
+//   proto: family: state: proc: user: cc: netns: dir:in|out|fwd
 //   and, or, not, ( ) ; juxtaposition means and
 // Parsing reports an error with the column where it went wrong.
 #include <cstdint>

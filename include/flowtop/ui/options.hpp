@@ -30,6 +30,7 @@ struct Options {
     std::string sort;
     std::vector<std::string> geoip_dbs;
     std::string netns;
+    bool all_netns = false;  // --all-netns: every network namespace on the host
     std::chrono::milliseconds full_sweep{0};  // --full-sweep: fixed gap between full dumps
     std::string conf_dir;
     Grouping group = Grouping::none;  // --conf-dir: searched first for tcp.conf/udp.conf

@@ -106,7 +106,7 @@ private:
     std::vector<Group> groups_;
     std::size_t selected_ = 0;
     std::size_t scroll_ = 0;
-    std::optional<std::uint32_t> selected_id_;
+    std::optional<ct::FlowKey> selected_id_;
     std::optional<std::string> selected_key_;
     // What the last refresh was computed from: a keypress that changes none of it (moving
     // the selection) reuses the filtered rows instead of scanning the table again.

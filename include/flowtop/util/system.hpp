@@ -1,7 +1,10 @@
 #pragma once
 // Small checks and changes of the process's situation, each throwing flowtop::Error with a
 // message for the user.
+#include <cstdint>
 #include <string>
+
+#include "flowtop/util/handle.hpp"
 
 namespace flowtop {
 
@@ -14,5 +17,28 @@ void require_net_admin();
 // Moves the calling thread (and the threads it starts later) into the network namespace that
 // `ip netns` calls `name` (/run/netns/NAME), or a path to a namespace file.
 void enter_netns(const std::string& name);
+
+// Raises the soft limit of open files to the hard limit (quietly keeps it when it cannot).
+void raise_open_file_limit() noexcept;
+
+// Opens a namespace file (/run/netns/NAME, /proc/PID/ns/net) for setns; throws when it cannot.
+UniqueFd open_netns(const std::string& path);
+
+// The inode that identifies a namespace file's namespace (as `ip netns identify` and lsns
+// compare them); 0 when it cannot be read.
+std::uint64_t netns_inode(const std::string& path) noexcept;
+
+// Moves the calling thread into another network namespace for a scope; sockets it opens there,
+// and threads it starts there, stay in that namespace. Only this thread moves.
+class ScopedNetns {
+public:
+    explicit ScopedNetns(int netns_fd);  // throws flowtop::Error
+    ~ScopedNetns();
+    ScopedNetns(const ScopedNetns&) = delete;
+    ScopedNetns& operator=(const ScopedNetns&) = delete;
+
+private:
+    UniqueFd home_;
+};
 
 }  // namespace flowtop

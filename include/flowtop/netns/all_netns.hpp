@@ -1,0 +1,59 @@
+#pragma once
+// --all-netns: one conntrack source per network namespace on the host, added as namespaces
+// appear and removed when they go. In each one the kernel-settings guard turns on what flowtop
+// needs and the process attributor matches sockets, both opened inside that namespace.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "flowtop/netns/namespace_scan.hpp"
+#include "flowtop/table/collector.hpp"
+
+namespace flowtop::netns {
+
+struct AllNetnsConfig {
+    bool attribute_processes = true;
+    ScanRoots roots{};
+    std::chrono::milliseconds rescan{1000};
+    // A namespace missing from this many scans in a row is let go (its flows end).
+    int missing_scans = 2;
+};
+
+class AllNetnsWatcher : public table::SourceWatcher {
+public:
+    explicit AllNetnsWatcher(AllNetnsConfig config);
+    // Puts back every namespace's settings.
+    ~AllNetnsWatcher() override;
+    AllNetnsWatcher(const AllNetnsWatcher&) = delete;
+    AllNetnsWatcher& operator=(const AllNetnsWatcher&) = delete;
+
+    // Writer thread: scans (at most every `rescan`), adds new namespaces, drops vanished ones.
+    void update_sources(table::Collector& collector) override;
+
+    // What the user should hear about (settings that stay off, namespaces that cannot be
+    // watched), each once.
+    std::vector<std::string> take_notes();
+    // Labels of the namespaces watched now.
+    std::vector<std::string> labels() const;
+
+private:
+    struct Watched;
+    void add(table::Collector& collector, const NamespaceEntry& entry);
+    void remove(table::Collector& collector, Watched& watched);
+    void note(std::string text);
+
+    AllNetnsConfig config_;
+    NamespaceScanner scanner_;
+    std::vector<std::unique_ptr<Watched>> watched_;
+    std::unordered_set<std::uint64_t> refused_;  // inodes that could not be watched
+    std::chrono::steady_clock::time_point last_scan_{};
+    mutable std::mutex notes_mutex_;
+    std::vector<std::string> notes_;
+    std::vector<std::string> labels_;  // guarded by notes_mutex_
+};
+
+}  // namespace flowtop::netns
