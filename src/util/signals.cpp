@@ -51,6 +51,8 @@ void on_fatal_signal(int signo) {
     restore_everything();
     signal(signo, SIG_DFL);
     raise(signo);
+    // Still here: as pid 1 of a container the kernel ignores a raised default action.
+    _exit(128 + signo);
 }
 
 }  // namespace

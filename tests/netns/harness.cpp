@@ -106,7 +106,47 @@ std::vector<Json> Frame::find(const std::string& proto, int dport) const {
     return out;
 }
 
-Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid) {
+namespace {
+
+// Run by sh inside the sandbox: /run/netns gets a tmpfs holding binds of the visible
+// namespaces only (staged through /mnt, which the tmpfs would hide), then flowtop runs as
+// pid 2 so that it handles signals as anywhere else (pid 1 is special).
+constexpr const char* k_sandbox_script = R"(set -e
+names=""
+while [ "$1" != "--" ]; do names="$names $1"; shift; done
+shift
+mount -t tmpfs flowtop-stage /mnt
+for n in $names; do touch /mnt/$n; mount --bind /run/netns/$n /mnt/$n; done
+mount -t tmpfs flowtop-test /run/netns
+for n in $names; do touch /run/netns/$n; mount --bind /mnt/$n /run/netns/$n; done
+umount -R /mnt
+set +e
+"$@"
+)";
+
+std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                               "/children").c_str(), "r");
+    if (!f) return out;
+    int child = 0;
+    while (std::fscanf(f, "%d", &child) == 1) out.push_back(child);
+    std::fclose(f);
+    return out;
+}
+
+std::string comm_of(pid_t pid) {
+    std::string out;
+    sh("cat /proc/" + std::to_string(pid) + "/comm 2>/dev/null", &out);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+}  // namespace
+
+Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid,
+                 const Sandbox* sandbox)
+    : sandboxed_(sandbox != nullptr) {
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -119,13 +159,20 @@ Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_
         setrlimit(RLIMIT_CORE, &no_core);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
+        std::vector<std::string> words;
+        if (sandbox) {
+            words = {"/usr/bin/unshare", "--mount", "--pid", "--fork", "--mount-proc",
+                     "--propagation", "private", "--kill-child", "--", "/bin/sh", "-c",
+                     k_sandbox_script, "sh"};
+            for (const Namespace* visible : sandbox->visible) words.push_back(visible->name());
+            words.push_back("--");
+        }
+        words.push_back(FLOWTOP_BINARY);
+        words.insert(words.end(), args.begin(), args.end());
         std::vector<char*> argv;
-        std::string binary = FLOWTOP_BINARY;
-        argv.push_back(binary.data());
-        std::vector<std::string> copy = args;
-        for (auto& a : copy) argv.push_back(a.data());
+        for (auto& w : words) argv.push_back(w.data());
         argv.push_back(nullptr);
-        execv(binary.c_str(), argv.data());
+        execv(argv[0], argv.data());
         _exit(122);
     }
     close(out[1]);
@@ -198,7 +245,28 @@ std::vector<Frame> Flowtop::all_frames(std::chrono::milliseconds timeout) {
     return frames;
 }
 
-void Flowtop::signal(int signo) const { kill(pid_, signo); }
+pid_t Flowtop::pid() const {
+    if (!sandboxed_) return pid_;
+    // unshare -> sh (pid 1 inside) -> flowtop; it takes a moment to get there.
+    for (int tries = 0; tries < 100; ++tries) {
+        std::vector<pid_t> level = {pid_};
+        for (int depth = 0; depth < 3 && !level.empty(); ++depth) {
+            std::vector<pid_t> next;
+            for (pid_t p : level) {
+                if (depth > 0 && comm_of(p) == "flowtop") return p;
+                for (pid_t c : children_of(p)) next.push_back(c);
+            }
+            level = next;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "flowtop did not start in its sandbox";
+    return -1;
+}
+
+void Flowtop::signal(int signo) const {
+    if (pid_t p = pid(); p > 0) kill(p, signo);
+}
 
 int Flowtop::wait(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;

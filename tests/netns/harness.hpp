@@ -62,15 +62,24 @@ struct Frame {
     std::vector<Json> find(const std::string& proto, int dport = 0) const;
 };
 
+// Where flowtop --all-netns may look: a private mount namespace whose /run/netns holds only
+// these test namespaces, and a PID namespace with its own /proc. The host's namespaces, and
+// so their settings, stay out of its reach.
+struct Sandbox {
+    std::vector<const Namespace*> visible;
+};
+
 // flowtop running inside a namespace (its own pid: signals reach it, not a wrapper).
 class Flowtop {
 public:
-    Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid = 0);
+    Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid = 0,
+            const Sandbox* sandbox = nullptr);
     ~Flowtop();
     Flowtop(const Flowtop&) = delete;
     Flowtop& operator=(const Flowtop&) = delete;
 
-    pid_t pid() const { return pid_; }
+    // flowtop's own pid (inside a sandbox: the host's number for it, once it has started).
+    pid_t pid() const;
     // The next whole frame, or nullopt on timeout or end of output.
     std::optional<Frame> next_frame(std::chrono::milliseconds timeout = 5s);
     // Every remaining frame until the process ends (bounded by timeout).
@@ -83,7 +92,8 @@ public:
 
 private:
     bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
-    pid_t pid_ = -1;
+    pid_t pid_ = -1;  // the child: flowtop, or the sandbox's unshare
+    bool sandboxed_ = false;
     int out_ = -1;
     int err_ = -1;
     std::string buffer_;

@@ -254,3 +254,28 @@ TEST(Renderer, EmptyTableSaysWhy) {
     m.offer(s);
     EXPECT_NE(draw(120, 30, m).find("only once a firewall rule"), std::string::npos);
 }
+
+TEST(Renderer, SeveralNamespacesGetANetnsColumn) {
+    auto s = std::const_pointer_cast<table::Snapshot>(frame(6));
+    auto pool = std::const_pointer_cast<StringPool>(s->strings);
+    // Pairs of flows share a conntrack id in two namespaces, as --all-netns sees them.
+    for (std::size_t i = 0; i < s->rows.size(); ++i) {
+        table::FlowRow r = std::as_const(s->rows)[i];
+        r.netns = pool->intern(i % 2 ? "blue" : "docker:0123456789ab");
+        r.ct.source = static_cast<std::uint16_t>(i % 2);
+        r.ct.id = static_cast<std::uint32_t>(i / 2 + 1);
+        s->rows[i] = r;
+    }
+    s->stats.sources = 2;
+    ViewModel m;
+    m.offer(s);
+    auto text = draw(160, 30, m);
+    EXPECT_NE(text.find("NETNS"), std::string::npos) << text;
+    EXPECT_NE(text.find("blue"), std::string::npos);
+    EXPECT_NE(text.find("docker:01234"), std::string::npos);
+    EXPECT_NE(text.find("netns 2"), std::string::npos);
+    // One namespace: no such column.
+    ViewModel single;
+    single.offer(frame(6));
+    EXPECT_EQ(draw(160, 30, single).find("NETNS"), std::string::npos);
+}
