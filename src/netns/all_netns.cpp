@@ -46,11 +46,6 @@ std::vector<std::string> AllNetnsWatcher::take_notes() {
     return std::exchange(notes_, {});
 }
 
-std::vector<std::string> AllNetnsWatcher::labels() const {
-    std::lock_guard lock(notes_mutex_);
-    return labels_;
-}
-
 void AllNetnsWatcher::add(table::Collector& collector, const NamespaceEntry& entry) {
     UniqueFd fd;
     try {
@@ -129,15 +124,11 @@ void AllNetnsWatcher::update_sources(table::Collector& collector) {
     }
 
     bool acct = !watched_.empty(), timestamps = !watched_.empty();
-    std::vector<std::string> labels;
     for (const auto& w : watched_) {
         acct = acct && w->guard->is_on(ct::k_acct_sysctl);
         timestamps = timestamps && w->guard->is_on(ct::k_timestamp_sysctl);
-        labels.push_back(w->label);
     }
     collector.set_kernel_settings(acct, timestamps);
-    std::lock_guard lock(notes_mutex_);
-    labels_ = std::move(labels);
 }
 
 }  // namespace flowtop::netns

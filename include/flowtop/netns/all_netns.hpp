@@ -37,8 +37,6 @@ public:
     // What the user should hear about (settings that stay off, namespaces that cannot be
     // watched), each once.
     std::vector<std::string> take_notes();
-    // Labels of the namespaces watched now.
-    std::vector<std::string> labels() const;
 
 private:
     struct Watched;
@@ -51,9 +49,8 @@ private:
     std::vector<std::unique_ptr<Watched>> watched_;
     std::unordered_set<std::uint64_t> refused_;  // inodes that could not be watched
     std::chrono::steady_clock::time_point last_scan_{};
-    mutable std::mutex notes_mutex_;
+    std::mutex notes_mutex_;
     std::vector<std::string> notes_;
-    std::vector<std::string> labels_;  // guarded by notes_mutex_
 };
 
 }  // namespace flowtop::netns
