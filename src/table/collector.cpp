@@ -171,11 +171,14 @@ void Collector::dump_source(std::uint16_t index, bool resync) {
     stats_.last_dump_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
-    // Thread CPU time counts the kernel's work for our recv calls too: the true cost. Each
-    // source gets the whole sweep budget: a namespace's sweep gap depends on its own size.
+    // Thread CPU time counts the kernel's work for our recv calls too: the true cost. The
+    // sources share one budget: the kernel walks its whole (global) conntrack hash for a dump
+    // of any one namespace, so with many namespaces each dump costs about as much as the
+    // host's whole table.
     const double cost_s = thread_cpu_s() - cpu_started;
     const double tick_s = std::chrono::duration<double>(config_.interval).count();
-    const double budget_s = config_.sweep_cpu_share * tick_s;
+    const double budget_s = config_.sweep_cpu_share * tick_s /
+                            static_cast<double>(std::max<std::size_t>(1, source_count()));
     const auto max_ticks =
         std::max<long>(1, static_cast<long>(config_.max_sweep_gap / config_.interval));
     const auto ticks = budget_s > 0 ? static_cast<long>(std::ceil(cost_s / budget_s)) : 1;
@@ -310,7 +313,16 @@ void Collector::run(std::stop_token stop) {
 
     if (watcher_) watcher_->update_sources(*this);
     drain_events();
-    full_dump(false);
+    for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+        if (!sources_[i].io) continue;
+        try {
+            dump_source(i, false);
+        } catch (const std::exception&) {
+            // One table: a setup error for the user. One of many namespaces: retried later.
+            if (!watcher_) throw;
+            sources_[i].need_resync = true;
+        }
+    }
     stats_.empty_at_start = table_.size() == 0;
     drain_events();
     publish();
