@@ -108,22 +108,6 @@ std::vector<Json> Frame::find(const std::string& proto, int dport) const {
 
 namespace {
 
-// Run by sh inside the sandbox: /run/netns gets a tmpfs holding binds of the visible
-// namespaces only (staged through /mnt, which the tmpfs would hide), then flowtop runs as
-// pid 2 so that it handles signals as anywhere else (pid 1 is special).
-constexpr const char* k_sandbox_script = R"(set -e
-names=""
-while [ "$1" != "--" ]; do names="$names $1"; shift; done
-shift
-mount -t tmpfs flowtop-stage /mnt
-for n in $names; do touch /mnt/$n; mount --bind /run/netns/$n /mnt/$n; done
-mount -t tmpfs flowtop-test /run/netns
-for n in $names; do touch /run/netns/$n; mount --bind /mnt/$n /run/netns/$n; done
-umount -R /mnt
-set +e
-"$@"
-)";
-
 std::vector<pid_t> children_of(pid_t pid) {
     std::vector<pid_t> out;
     std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
@@ -161,9 +145,7 @@ Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_
         dup2(err[1], STDERR_FILENO);
         std::vector<std::string> words;
         if (sandbox) {
-            words = {"/usr/bin/unshare", "--mount", "--pid", "--fork", "--mount-proc",
-                     "--propagation", "private", "--kill-child", "--", "/bin/sh", "-c",
-                     k_sandbox_script, "sh"};
+            words = {"/bin/sh", FLOWTOP_SOURCE_DIR "/scripts/netns-sandbox"};
             for (const Namespace* visible : sandbox->visible) words.push_back(visible->name());
             words.push_back("--");
         }

@@ -62,9 +62,9 @@ struct Frame {
     std::vector<Json> find(const std::string& proto, int dport = 0) const;
 };
 
-// Where flowtop --all-netns may look: a private mount namespace whose /run/netns holds only
-// these test namespaces, and a PID namespace with its own /proc. The host's namespaces, and
-// so their settings, stay out of its reach.
+// Where flowtop --all-netns may look (scripts/netns-sandbox): a private mount namespace whose
+// /run/netns holds only these test namespaces, and a PID namespace with its own /proc. The
+// host's namespaces, and so their settings, stay out of its reach.
 struct Sandbox {
     std::vector<const Namespace*> visible;
 };
