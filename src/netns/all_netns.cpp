@@ -28,13 +28,7 @@ struct AllNetnsWatcher::Watched {
 AllNetnsWatcher::AllNetnsWatcher(AllNetnsConfig config)
     : config_(std::move(config)), scanner_(config_.roots) {}
 
-AllNetnsWatcher::~AllNetnsWatcher() {
-    for (auto& w : watched_) {
-        w->proc.reset();
-        w->io.reset();
-        if (w->guard) w->guard->restore();
-    }
-}
+AllNetnsWatcher::~AllNetnsWatcher() = default;
 
 void AllNetnsWatcher::note(std::string text) {
     std::lock_guard lock(notes_mutex_);
@@ -88,13 +82,11 @@ void AllNetnsWatcher::add(table::Collector& collector, const NamespaceEntry& ent
     watched_.push_back(std::move(w));
 }
 
-void AllNetnsWatcher::remove(table::Collector& collector, Watched& w) {
+void AllNetnsWatcher::remove(table::Collector& collector, const Watched& w) {
+    // Then destroying w puts the namespace's settings back: it may still live, held by
+    // something flowtop cannot see.
     if (w.proc) collector.remove_hook(w.proc.get());
     collector.remove_source(w.source);
-    w.proc.reset();
-    w.io.reset();
-    // The namespace may still live (held by something we cannot see): leave it as found.
-    w.guard->restore();
 }
 
 void AllNetnsWatcher::update_sources(table::Collector& collector) {

@@ -137,8 +137,8 @@ TEST_F(AllNetns, ShowsEachNamespacesFlowsLabelledAndPicksUpNewOnes) {
     pid_t third = -1;
     for (int i = 0; i < 100 && third <= 0; ++i) {
         std::string out;
-        // The bracket keeps pgrep's own shell from matching.
-        sh("pgrep -n -f -- '[f]" + marker.substr(1) + "'", &out);
+        // Only python3 itself: nsenter, unshare and the setup shell name the marker too.
+        sh("pgrep -n -f -- 'python3 .*\\.py " + marker + "$'", &out);
         third = std::atoi(out.c_str());
         if (third <= 0) std::this_thread::sleep_for(50ms);
     }
@@ -146,13 +146,19 @@ TEST_F(AllNetns, ShowsEachNamespacesFlowsLabelledAndPicksUpNewOnes) {
     ASSERT_GT(third, 0) << "the third namespace's process did not start";
     const std::string third_label = process_namespace_label(third);
 
+    // A flow announced by its NEW event after this tick's re-read shows once without counters:
+    // wait for the frame that has both its process and its counters.
     std::optional<Json> udp;
     std::optional<Frame> with_third;
-    for (int i = 0; i < 20 && !udp; ++i) {
+    bool complete = false;
+    for (int i = 0; i < 20 && !complete; ++i) {
         with_third = ft.next_frame();
         ASSERT_TRUE(with_third) << ft.stderr_text();
-        for (const auto& flow : with_third->find("udp", 5353))
-            if (flow["netns"] == third_label && flow["comm"].is_string()) udp = flow;
+        for (const auto& flow : with_third->find("udp", 5353)) {
+            if (flow["netns"] != third_label) continue;
+            udp = flow;
+            complete = flow["comm"].is_string() && flow["orig_bytes"].is_number();
+        }
     }
     ASSERT_TRUE(udp) << "no UDP flow labelled " << third_label;
     EXPECT_EQ(with_third->frame["namespaces"], 4);

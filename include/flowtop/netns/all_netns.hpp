@@ -41,7 +41,7 @@ public:
 private:
     struct Watched;
     void add(table::Collector& collector, const NamespaceEntry& entry);
-    void remove(table::Collector& collector, Watched& watched);
+    void remove(table::Collector& collector, const Watched& watched);
     void note(std::string text);
 
     AllNetnsConfig config_;
