@@ -107,10 +107,15 @@ int run(flowtop::ui::Options options) {
         hub.close();
     });
 
+    // Namespaces that could not be watched: those found at start now, later ones at the end
+    // (the screen is flowtop's meanwhile).
+    auto tell_watcher_notes = [&] {
+        if (watcher)
+            for (const auto& note : watcher->take_notes())
+                std::fprintf(stderr, "flowtop: warning: %s\n", note.c_str());
+    };
     auto first = hub.wait_newer(0, std::chrono::seconds(30));
-    if (watcher)
-        for (const auto& note : watcher->take_notes())
-            std::fprintf(stderr, "flowtop: warning: %s\n", note.c_str());
+    tell_watcher_notes();
     if (options.batch && first && first->stats.empty_at_start)
         std::fprintf(stderr,
                      "flowtop: note: the conntrack table is empty. The kernel tracks connections "
@@ -121,6 +126,7 @@ int run(flowtop::ui::Options options) {
     writer.request_stop();
     writer.join();
     if (single.guard) single.guard->restore();
+    tell_watcher_notes();
     watcher.reset();  // puts back every watched namespace's settings
     if (writer_error) std::rethrow_exception(writer_error);
     signals::reraise_pending();
