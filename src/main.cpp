@@ -75,8 +75,7 @@ int run(flowtop::ui::Options options) {
         collector = std::make_unique<table::Collector>(hub, config);
         collector->set_source_watcher(watcher.get());
     } else {
-        single.guard = std::make_unique<SysctlGuard>(
-            std::vector<std::string>{ct::k_acct_sysctl, ct::k_timestamp_sysctl});
+        single.guard = std::make_unique<SysctlGuard>(ct::guarded_sysctls());
         for (const auto& w : single.guard->warnings())
             std::fprintf(stderr, "flowtop: warning: %s\n", w.c_str());
         single.io = ct::open_kernel_conntrack();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flowtop/util/handle.hpp"
+#include "flowtop/util/system.hpp"
 
 namespace flowtop::enrich {
 namespace {
@@ -122,14 +123,7 @@ bool read_proc_info(const std::string& proc_root, std::uint32_t pid, ProcInfo& o
         if (c == '\0') c = ' ';
     out.user = user_name(out.uid);
     out.container = container_of_cgroup(read_small(dir + "/cgroup"));
-    char link[64];
-    ssize_t n = readlink((dir + "/ns/net").c_str(), link, sizeof(link) - 1);
-    if (n > 0) {
-        link[n] = '\0';
-        std::string_view s(link, static_cast<std::size_t>(n));
-        if (auto open = s.find('['); open != std::string_view::npos)
-            out.netns = std::strtoull(link + open + 1, nullptr, 10);
-    }
+    out.netns = netns_link_inode(dir + "/ns/net");
     return !out.comm.empty() || !out.cmdline.empty();
 }
 

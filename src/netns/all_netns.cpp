@@ -58,8 +58,7 @@ void AllNetnsWatcher::add(table::Collector& collector, const NamespaceEntry& ent
         // Everything that belongs to the namespace is opened from inside it: the sysctl files,
         // the netlink sockets, and the attributor's worker thread (sock_diag, addresses).
         ScopedNetns inside(fd.get());
-        w->guard = std::make_unique<SysctlGuard>(
-            std::vector<std::string>{ct::k_acct_sysctl, ct::k_timestamp_sysctl});
+        w->guard = std::make_unique<SysctlGuard>(ct::guarded_sysctls());
         for (const auto& warning : w->guard->warnings()) note(entry.label + ": " + warning);
         w->io = ct::open_kernel_conntrack();
         w->source = collector.add_source(*w->io, w->label);

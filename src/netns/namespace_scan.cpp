@@ -1,13 +1,11 @@
 #include "flowtop/netns/namespace_scan.hpp"
 
 #include <dirent.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <unordered_set>
 
 #include "flowtop/enrich/proc_info.hpp"
@@ -19,13 +17,6 @@ namespace {
 
 using DirPtr = CPtr<DIR, closedir>;
 
-std::uint64_t link_inode(const std::string& path) noexcept {
-    char buf[64];
-    const ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-    if (n <= 0) return 0;
-    return parse_netns_link(std::string(buf, static_cast<std::size_t>(n)));
-}
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -33,18 +24,8 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-std::uint64_t parse_netns_link(const std::string& link) noexcept {
-    constexpr std::string_view prefix = "net:[";
-    if (link.size() <= prefix.size() + 1 || link.compare(0, prefix.size(), prefix) != 0 ||
-        link.back() != ']')
-        return 0;
-    char* end = nullptr;
-    const auto value = std::strtoull(link.c_str() + prefix.size(), &end, 10);
-    return end == link.c_str() + link.size() - 1 ? value : 0;
-}
-
 NamespaceScanner::NamespaceScanner(ScanRoots roots)
-    : roots_(std::move(roots)), own_inode_(link_inode(roots_.proc + "/self/ns/net")) {}
+    : roots_(std::move(roots)), own_inode_(netns_link_inode(roots_.proc + "/self/ns/net")) {}
 
 std::vector<NamespaceEntry> NamespaceScanner::scan() {
     std::vector<NamespaceEntry> found;
@@ -79,7 +60,7 @@ std::vector<NamespaceEntry> NamespaceScanner::scan() {
     std::unordered_set<std::uint64_t> seen;
     for (auto pid : pids) {
         const std::string dir = roots_.proc + "/" + std::to_string(pid);
-        const std::uint64_t inode = link_inode(dir + "/ns/net");
+        const std::uint64_t inode = netns_link_inode(dir + "/ns/net");
         if (!inode) continue;
         seen.insert(inode);
         if (by_inode.contains(inode)) continue;

@@ -75,14 +75,18 @@ bool Collector::any_resync_needed() const noexcept {
                        [](const Source& s) { return s.io && s.need_resync; });
 }
 
-void Collector::handle_events(std::span<const std::byte> bytes, std::uint16_t source) {
+ct::ParseResult Collector::apply_messages(std::span<const std::byte> bytes, std::uint16_t source) {
     const auto now = realtime_ns();
-    auto result = parser_.parse(bytes, [&](const ct::FlowRecord& r) {
-        if (source == 0) return table_.apply(r, now);
+    return parser_.parse(bytes, [&](const ct::FlowRecord& r) {
+        if (source == 0) return table_.apply(r, now);  // no copy when watching one table
         ct::FlowRecord tagged = r;
         tagged.source = source;
         table_.apply(tagged, now);
     });
+}
+
+void Collector::handle_events(std::span<const std::byte> bytes, std::uint16_t source) {
+    auto result = apply_messages(bytes, source);
     stats_.events += result.flows;
     stats_.parse_errors += result.errors;
 }
@@ -147,14 +151,7 @@ void Collector::dump_source(std::uint16_t index, bool resync) {
             return;
         }
         if (r.error) throw Error(errno_message("cannot read the conntrack table", r.error));
-        const auto now = realtime_ns();
-        auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
-                                    [&](const ct::FlowRecord& rec) {
-                                        if (index == 0) return table_.apply(rec, now);
-                                        ct::FlowRecord tagged = rec;
-                                        tagged.source = index;
-                                        table_.apply(tagged, now);
-                                    });
+        auto result = apply_messages(std::span<const std::byte>(buffer_.data(), r.bytes), index);
         flows += result.flows;
         stats_.parse_errors += result.errors;
         if (result.netlink_error) {
@@ -167,7 +164,6 @@ void Collector::dump_source(std::uint16_t index, bool resync) {
     ++stats_.dumps;
     if (resync) ++stats_.resyncs;
     source.need_resync = false;
-    source.flows_at_last_dump = flows;
     stats_.last_dump_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
@@ -214,13 +210,9 @@ bool Collector::refresh_busy_of(std::uint16_t index, std::span<const ct::FlowRec
             auto r = io.recv_dump(buffer_);
             if (r.error == EINTR) continue;
             if (r.error) return false;
+            auto result =
+                apply_messages(std::span<const std::byte>(buffer_.data(), r.bytes), index);
             const auto now = realtime_ns();
-            auto result = parser_.parse(std::span<const std::byte>(buffer_.data(), r.bytes),
-                                        [&](const ct::FlowRecord& rec) {
-                                            ct::FlowRecord tagged = rec;
-                                            tagged.source = index;
-                                            table_.apply(tagged, now);
-                                        });
             answers += result.answers;
             for (const auto& refused : parser_.refused()) {
                 const std::uint32_t i = refused.seq - first_seq;

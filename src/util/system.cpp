@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include "flowtop/util/error.hpp"
 #include "flowtop/util/handle.hpp"
@@ -56,6 +58,23 @@ void raise_open_file_limit() noexcept {
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+std::uint64_t parse_netns_link(const std::string& link) noexcept {
+    constexpr std::string_view prefix = "net:[";
+    if (link.size() <= prefix.size() + 1 || link.compare(0, prefix.size(), prefix) != 0 ||
+        link.back() != ']')
+        return 0;
+    char* end = nullptr;
+    const auto value = std::strtoull(link.c_str() + prefix.size(), &end, 10);
+    return end == link.c_str() + link.size() - 1 ? value : 0;
+}
+
+std::uint64_t netns_link_inode(const std::string& link_path) noexcept {
+    char buf[64];
+    const ssize_t n = readlink(link_path.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    return parse_netns_link(std::string(buf, static_cast<std::size_t>(n)));
 }
 
 UniqueFd open_netns(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "flowtop/netns/namespace_scan.hpp"
+#include "flowtop/util/system.hpp"
 
 using namespace flowtop;
 namespace fs = std::filesystem;
@@ -50,11 +51,11 @@ protected:
 }  // namespace
 
 TEST(NamespaceLink, ParsesOnlyNetworkNamespaceLinks) {
-    EXPECT_EQ(netns::parse_netns_link("net:[4026531840]"), 4026531840u);
-    EXPECT_EQ(netns::parse_netns_link("mnt:[4026531840]"), 0u);
-    EXPECT_EQ(netns::parse_netns_link("net:[12x]"), 0u);
-    EXPECT_EQ(netns::parse_netns_link("net:[]"), 0u);
-    EXPECT_EQ(netns::parse_netns_link(""), 0u);
+    EXPECT_EQ(parse_netns_link("net:[4026531840]"), 4026531840u);
+    EXPECT_EQ(parse_netns_link("mnt:[4026531840]"), 0u);
+    EXPECT_EQ(parse_netns_link("net:[12x]"), 0u);
+    EXPECT_EQ(parse_netns_link("net:[]"), 0u);
+    EXPECT_EQ(parse_netns_link(""), 0u);
 }
 
 TEST_F(FakeHost, EachNamespaceOnceByNameThenByItsProcesses) {

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "flowtop/ct/flow_record.hpp"
 #include "flowtop/util/handle.hpp"
@@ -44,6 +46,8 @@ public:
 // start/stop times exist only for flows created while these are 1.
 inline constexpr const char* k_acct_sysctl = "net.netfilter.nf_conntrack_acct";
 inline constexpr const char* k_timestamp_sysctl = "net.netfilter.nf_conntrack_timestamp";
+// Both, as the sysctl guard of each watched namespace takes them.
+inline std::vector<std::string> guarded_sysctls() { return {k_acct_sysctl, k_timestamp_sysctl}; }
 
 struct KernelOptions {
     // Receive buffer for events. The default (~200 kB) loses events at 100k events/s; 64 MB

@@ -35,7 +35,4 @@ private:
     std::unordered_map<std::uint64_t, std::string> process_labels_;
 };
 
-// The inode in a namespace link's text, "net:[4026531840]"; 0 when it is not one.
-std::uint64_t parse_netns_link(const std::string& link) noexcept;
-
 }  // namespace flowtop::netns

@@ -101,12 +101,13 @@ private:
         bool sweep_now = false;  // this tick's refresh sweeps it
         unsigned ticks_since_sweep = 0;
         unsigned sweep_every = 1;  // ticks between full sweeps
-        std::size_t flows_at_last_dump = 0;
     };
 
     void dump_source(std::uint16_t index, bool resync);
     std::size_t drain_source(Source& source);
     bool refresh_busy_of(std::uint16_t index, std::span<const ct::FlowRecord> busy);
+    // Parses netlink messages from `source` into the table, each record tagged with it.
+    ct::ParseResult apply_messages(std::span<const std::byte> bytes, std::uint16_t source);
     void handle_events(std::span<const std::byte> bytes, std::uint16_t source);
     bool any_resync_needed() const noexcept;
     void update_sweep_interval() noexcept;

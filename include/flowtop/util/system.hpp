@@ -28,6 +28,12 @@ UniqueFd open_netns(const std::string& path);
 // compare them); 0 when it cannot be read.
 std::uint64_t netns_inode(const std::string& path) noexcept;
 
+// The inode in a namespace link's text, "net:[4026531840]"; 0 when it is not one.
+std::uint64_t parse_netns_link(const std::string& link) noexcept;
+// The network namespace a /proc/PID/ns/net link names (readlink, not stat: no need to open
+// the namespace); 0 when it cannot be read.
+std::uint64_t netns_link_inode(const std::string& link_path) noexcept;
+
 // Moves the calling thread into another network namespace for a scope; sockets it opens there,
 // and threads it starts there, stay in that namespace. Only this thread moves.
 class ScopedNetns {
