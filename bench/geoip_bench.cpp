@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "flowtop/enrich/enricher.hpp"
+#include "flowtop/table/flow_table.hpp"
 
 using namespace flowtop;
 using Clock = std::chrono::steady_clock;
@@ -78,7 +79,8 @@ int main(int argc, char** argv) {
     for (int tick = 1; tick <= 30 && !ticks_to_fill; ++tick) {
         if (tick > 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
         auto t = Clock::now();
-        enricher.on_tick(table, strings, static_cast<std::uint64_t>(tick) * 1'000'000'000);
+        table::tick_with(enricher, table, strings,
+                         static_cast<std::uint64_t>(tick) * 1'000'000'000);
         double ms = ms_since(t);
         worst = std::max(worst, ms);
         std::size_t pending = 0;
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     }
     const auto& s = enricher.stats();
     auto t = Clock::now();
-    enricher.on_tick(table, strings, 99'000'000'000);
+    table::tick_with(enricher, table, strings, 99'000'000'000);
     std::printf("steady tick (all cached): %.1f ms\n", ms_since(t));
     std::printf(
         "enricher: %llu lookups, %llu dropped (queue full), %llu cache hits, hit rate "

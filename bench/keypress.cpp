@@ -3,30 +3,29 @@
 // Each "keypress" changes the view (sort column, reverse, filter, page down) and the time runs
 // until doupdate() has written the frame's last byte.
 //   keypress [--flows N] [--rounds R]
+#include <curses.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <netinet/in.h>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "flowtop/ui/top_renderer.hpp"
 
-#include <curses.h>
-
 using namespace flowtop;
 
 namespace {
 
 class PtyTerminal final : public ui::Terminal {
-public:
+  public:
     PtyTerminal(std::FILE* out, std::FILE* in) {
         screen_ = newterm("xterm-256color", out, in);
         set_term(screen_);
@@ -44,13 +43,15 @@ public:
         mvaddnstr(y, x, t.data(), static_cast<int>(t.size()));
         attroff(A_REVERSE);
     }
-    void restyle(int y, int x, int n, ui::Style) override { mvchgat(y, x, n, A_REVERSE, 0, nullptr); }
+    void restyle(int y, int x, int n, ui::Style) override {
+        mvchgat(y, x, n, A_REVERSE, 0, nullptr);
+    }
     void end_frame() override {
         wnoutrefresh(stdscr);
         doupdate();
     }
 
-private:
+  private:
     SCREEN* screen_;
 };
 
@@ -125,14 +126,26 @@ int main(int argc, char** argv) {
         for (int r = 0; r < rounds; ++r) {
             auto t0 = std::chrono::steady_clock::now();
             switch (r % 4) {  // the keys a person presses: > r / PgDn
-                case 0: model.settings().sort = keys[static_cast<std::size_t>(r / 4) % keys.size()]; break;
-                case 1: model.settings().reverse = !model.settings().reverse; break;
-                case 2: model.set_filter(r % 8 == 2 ? "port:443 and not proto:udp" : "", nullptr); break;
-                case 3: model.move_selection(44, 44); break;
+                case 0:
+                    model.settings().sort = keys[static_cast<std::size_t>(r / 4) % keys.size()];
+                    break;
+                case 1:
+                    model.settings().reverse = !model.settings().reverse;
+                    break;
+                case 2:
+                    model.set_filter(r % 8 == 2 ? "port:443 and not proto:udp" : "", nullptr);
+                    break;
+                case 3:
+                    model.move_selection(44, 44);
+                    break;
             }
             ui::render(term, model, state);
-            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-            if (std::getenv("KEYPRESS_TRACE")) std::fprintf(stderr, "round %d kind %d sort %s: %.1f ms\n", r, r % 4, ui::sort_key_name(model.settings().sort), ms.back());
+            ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count());
+            if (std::getenv("KEYPRESS_TRACE"))
+                std::fprintf(stderr, "round %d kind %d sort %s: %.1f ms\n", r, r % 4,
+                             ui::sort_key_name(model.settings().sort), ms.back());
         }
     }
     done = true;
@@ -144,9 +157,11 @@ int main(int argc, char** argv) {
     std::sort(ms.begin(), ms.end());
     double sum = 0;
     for (double v : ms) sum += v;
-    std::printf("flows %zu, %d keypresses (sort column, reverse, filter, page down)\n", flows, rounds);
+    std::printf("flows %zu, %d keypresses (sort column, reverse, filter, page down)\n", flows,
+                rounds);
     std::printf("keypress to frame: median %.1f ms, p95 %.1f ms, max %.1f ms, mean %.1f ms\n",
-                ms[ms.size() / 2], ms[ms.size() * 95 / 100], ms.back(), sum / static_cast<double>(ms.size()));
+                ms[ms.size() / 2], ms[ms.size() * 95 / 100], ms.back(),
+                sum / static_cast<double>(ms.size()));
     std::printf("bytes written to the terminal: %ld\n", drained.load());
     return 0;
 }

@@ -51,7 +51,8 @@ void describe(nf_conntrack* ct, std::uint64_t n) {
         nfct_set_attr_u32(ct, ATTR_IPV4_DST, dst);
     } else {
         nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET6);
-        unsigned char src[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1}, dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2};
+        unsigned char src[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1},
+                      dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2};
         std::memcpy(src + 12, &hi, 4);
         nfct_set_attr(ct, ATTR_IPV6_SRC, src);
         nfct_set_attr(ct, ATTR_IPV6_DST, dst);
@@ -71,7 +72,7 @@ void describe(nf_conntrack* ct, std::uint64_t n) {
 }
 
 class Batch {
-public:
+  public:
     // Below the default socket send buffer (~208 kB): one sendmsg per batch must fit in it.
     explicit Batch(mnl_socket* sock) : sock_(sock), buf_(128 << 10) {}
 
@@ -110,7 +111,7 @@ public:
     long sent() const { return sent_; }
     long errors() const { return errors_; }
 
-private:
+  private:
     void drain_errors() {
         char rbuf[1 << 16];
         for (;;) {
@@ -121,7 +122,10 @@ private:
             while (mnl_nlmsg_ok(nlh, len)) {
                 if (nlh->nlmsg_type == NLMSG_ERROR) {
                     auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-                    if (e->error) { ++errors_; if (std::getenv("LOADGEN_ACK")) std::fprintf(stderr, "err %d\n", e->error); }
+                    if (e->error) {
+                        ++errors_;
+                        if (std::getenv("LOADGEN_ACK")) std::fprintf(stderr, "err %d\n", e->error);
+                    }
                 }
                 nlh = mnl_nlmsg_next(nlh, &len);
             }
@@ -145,12 +149,17 @@ Config parse(int argc, char** argv) {
             }
             return std::string(argv[++i]);
         };
-        if (a == "--flows") c.flows = std::stol(next());
-        else if (a == "--churn") c.churn = std::stol(next());
-        else if (a == "--updates") c.updates = std::stol(next());
-        else if (a == "--seconds") c.seconds = std::stod(next());
+        if (a == "--flows")
+            c.flows = std::stol(next());
+        else if (a == "--churn")
+            c.churn = std::stol(next());
+        else if (a == "--updates")
+            c.updates = std::stol(next());
+        else if (a == "--seconds")
+            c.seconds = std::stod(next());
         else {
-            std::fprintf(stderr, "usage: loadgen --flows N [--churn R] [--updates U] [--seconds S]\n");
+            std::fprintf(stderr,
+                         "usage: loadgen --flows N [--churn R] [--updates U] [--seconds S]\n");
             std::exit(2);
         }
     }
@@ -171,7 +180,8 @@ int main(int argc, char** argv) {
     Batch batch(sock.get());
 
     auto t0 = std::chrono::steady_clock::now();
-    for (long n = 0; n < cfg.flows; ++n) batch.add(static_cast<std::uint64_t>(n), IPCTNL_MSG_CT_NEW, true);
+    for (long n = 0; n < cfg.flows; ++n)
+        batch.add(static_cast<std::uint64_t>(n), IPCTNL_MSG_CT_NEW, true);
     batch.flush();
     double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("created %ld entries in %.2f s (%ld refused)\n", cfg.flows, fill_s, batch.errors());
@@ -213,7 +223,8 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_until(tick);
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("churn for %.1f s: %.0f creations/s, %.0f destructions/s, %.0f updates/s (%ld refused)\n",
-                secs, created / secs, destroyed / secs, updated / secs, batch.errors() - errors_before);
+    std::printf(
+        "churn for %.1f s: %.0f creations/s, %.0f destructions/s, %.0f updates/s (%ld refused)\n",
+        secs, created / secs, destroyed / secs, updated / secs, batch.errors() - errors_before);
     return 0;
 }

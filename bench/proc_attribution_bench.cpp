@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
             for (int k = 0; k < add && cursor < ports.size(); ++k)
                 table.apply(flow_for(next_id++, ports[cursor++]), 0);
             table.tick(1.0);
-            if (proc) proc->on_tick(table, strings, 0);
+            if (proc) table::tick_with(*proc, table, strings, 0);
             std::this_thread::sleep_for(std::chrono::seconds(1));
         }
         double cpu = (cpu_seconds() - cpu0) / n_ticks;
@@ -132,12 +132,13 @@ int main(int argc, char** argv) {
     run("no attribution", nullptr, ticks, 0);
     {
         enrich::ProcAttributor proc({.watch_new_flows = false});
+        proc.add_namespace(0);  // the bench's flows are source 0, in this namespace
         run("attribution: first tick (all)", &proc, 1, 0);
         run("attribution: settling (rest)", &proc, 2, 0);
         run("attribution: steady, no new flows", &proc, ticks, 0);
         run("attribution: steady, new flows", &proc, ticks, fresh_per_tick);
         std::size_t with_pid = 0;
-        table.for_each([&](table::FlowRow& r) { with_pid += r.pid != 0; });
+        table.for_each([&](const table::FlowRow& r) { with_pid += r.pid != 0; });
         std::printf("flows %zu, attributed to a pid %zu\n", table.size(), with_pid);
     }
     for (pid_t c : children) kill(c, SIGKILL);

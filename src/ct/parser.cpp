@@ -6,7 +6,10 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 
 namespace flowtop::ct {
@@ -48,13 +51,26 @@ bool Parser::parse_message(const nlmsghdr* nlh, FlowRecord& r) {
     r.id = nfct_get_attr_u32(ct_, ATTR_ID);
     const auto l3 = nfct_get_attr_u8(ct_, ATTR_L3PROTO);
     r.proto = nfct_get_attr_u8(ct_, ATTR_L4PROTO);
+    // The kernel's messages always carry both tuples; a message without one of the four
+    // addresses is malformed (for IPv6 nfct_get_attr would hand back a null pointer).
+    const auto has_all = [this](std::initializer_list<nf_conntrack_attr> attrs) {
+        for (auto a : attrs)
+            if (nfct_attr_is_set(ct_, a) <= 0) return false;
+        return true;
+    };
     if (l3 == AF_INET) {
+        if (!has_all(
+                {ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST}))
+            return false;
         r.family = Family::ipv4;
         r.orig.src = Addr::v4(nfct_get_attr_u32(ct_, ATTR_ORIG_IPV4_SRC));
         r.orig.dst = Addr::v4(nfct_get_attr_u32(ct_, ATTR_ORIG_IPV4_DST));
         r.reply.src = Addr::v4(nfct_get_attr_u32(ct_, ATTR_REPL_IPV4_SRC));
         r.reply.dst = Addr::v4(nfct_get_attr_u32(ct_, ATTR_REPL_IPV4_DST));
     } else if (l3 == AF_INET6) {
+        if (!has_all(
+                {ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST, ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST}))
+            return false;
         r.family = Family::ipv6;
         r.orig.src = Addr::v6(nfct_get_attr(ct_, ATTR_ORIG_IPV6_SRC));
         r.orig.dst = Addr::v6(nfct_get_attr(ct_, ATTR_ORIG_IPV6_DST));
@@ -73,7 +89,8 @@ bool Parser::parse_message(const nlmsghdr* nlh, FlowRecord& r) {
         r.reply.sport = ntohs(nfct_get_attr_u16(ct_, ATTR_REPL_PORT_SRC));
         r.reply.dport = ntohs(nfct_get_attr_u16(ct_, ATTR_REPL_PORT_DST));
     }
-    if (nfct_attr_is_set(ct_, ATTR_TCP_STATE) > 0) r.tcp_state = nfct_get_attr_u8(ct_, ATTR_TCP_STATE);
+    if (nfct_attr_is_set(ct_, ATTR_TCP_STATE) > 0)
+        r.tcp_state = nfct_get_attr_u8(ct_, ATTR_TCP_STATE);
     if (nfct_attr_is_set(ct_, ATTR_STATUS) > 0) {
         r.has_status = true;
         r.status = nfct_get_attr_u32(ct_, ATTR_STATUS);
@@ -95,12 +112,14 @@ bool Parser::parse_message(const nlmsghdr* nlh, FlowRecord& r) {
 }
 
 void Parser::walk(std::span<const std::byte> buf, ParseResult& result, Callback cb, void* ctx) {
-    const void* data = buf.data();
-    int len = static_cast<int>(buf.size());
-    auto* nlh = static_cast<const nlmsghdr*>(data);
     FlowRecord record;
     refused_.clear();
-    while (mnl_nlmsg_ok(nlh, len)) {
+    std::size_t offset = 0;
+    while (buf.size() - offset >= sizeof(nlmsghdr)) {
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data() + offset);
+        // Not mnl_nlmsg_ok: it compares the length as a signed int, so a length of 2^31 or more
+        // passes and the walk jumps out of the buffer (found by tests/fuzz/ct_parser_fuzz).
+        if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > buf.size() - offset) break;
         ++result.messages;
         if (nlh->nlmsg_type == NLMSG_DONE) {
             result.done = true;
@@ -109,8 +128,11 @@ void Parser::walk(std::span<const std::byte> buf, ParseResult& result, Callback 
                 const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
                 ++result.answers;
                 if (err->error != 0) {
-                    result.netlink_error = -err->error;
-                    refused_.push_back({err->msg.nlmsg_seq, -err->error});
+                    // The kernel sends -errno; anything else is malformed (and -INT_MIN would
+                    // overflow: found by tests/fuzz).
+                    const int code = err->error < 0 && err->error > -4096 ? -err->error : EPROTO;
+                    result.netlink_error = code;
+                    refused_.push_back({err->msg.nlmsg_seq, code});
                 }
             } else {
                 ++result.errors;
@@ -124,14 +146,14 @@ void Parser::walk(std::span<const std::byte> buf, ParseResult& result, Callback 
                 ++result.errors;
             }
         }
-        nlh = mnl_nlmsg_next(nlh, &len);
+        offset = std::min(buf.size(), offset + NLMSG_ALIGN(nlh->nlmsg_len));
     }
 }
 
 namespace {
-constexpr const char* k_tcp_states[] = {"NONE",      "SYN_SENT", "SYN_RECV",   "ESTABLISHED",
-                                        "FIN_WAIT",  "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
-                                        "CLOSE",     "SYN_SENT2"};
+constexpr const char* k_tcp_states[] = {"NONE",     "SYN_SENT",   "SYN_RECV", "ESTABLISHED",
+                                        "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
+                                        "CLOSE",    "SYN_SENT2"};
 }
 
 const char* tcp_state_name(std::uint8_t state) noexcept {
@@ -146,9 +168,9 @@ bool tcp_state_ended(std::uint8_t state) noexcept {
 std::string status_names(std::uint32_t status) {
     // Bit order of enum ip_conntrack_status (linux/netfilter/nf_conntrack_common.h).
     static constexpr const char* k_names[] = {
-        "EXPECTED", "SEEN_REPLY", "ASSURED",  "CONFIRMED", "SRC_NAT",  "DST_NAT",
-        "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE",
-        "UNTRACKED", "HELPER", "OFFLOAD", "HW_OFFLOAD"};
+        "EXPECTED",   "SEEN_REPLY",   "ASSURED",      "CONFIRMED", "SRC_NAT",       "DST_NAT",
+        "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING",     "FIXED_TIMEOUT", "TEMPLATE",
+        "UNTRACKED",  "HELPER",       "OFFLOAD",      "HW_OFFLOAD"};
     std::string out;
     for (std::size_t bit = 0; bit < std::size(k_names); ++bit) {
         if (!(status & (1u << bit))) continue;
@@ -160,15 +182,24 @@ std::string status_names(std::uint32_t status) {
 
 const char* proto_name(std::uint8_t proto) noexcept {
     switch (proto) {
-        case IPPROTO_TCP: return "tcp";
-        case IPPROTO_UDP: return "udp";
-        case IPPROTO_ICMP: return "icmp";
-        case IPPROTO_ICMPV6: return "icmpv6";
-        case IPPROTO_SCTP: return "sctp";
-        case IPPROTO_DCCP: return "dccp";
-        case IPPROTO_UDPLITE: return "udplite";
-        case IPPROTO_GRE: return "gre";
-        default: return nullptr;
+        case IPPROTO_TCP:
+            return "tcp";
+        case IPPROTO_UDP:
+            return "udp";
+        case IPPROTO_ICMP:
+            return "icmp";
+        case IPPROTO_ICMPV6:
+            return "icmpv6";
+        case IPPROTO_SCTP:
+            return "sctp";
+        case IPPROTO_DCCP:
+            return "dccp";
+        case IPPROTO_UDPLITE:
+            return "udplite";
+        case IPPROTO_GRE:
+            return "gre";
+        default:
+            return nullptr;
     }
 }
 

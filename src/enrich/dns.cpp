@@ -11,6 +11,9 @@
 #include <memory>
 
 #include "flowtop/util/error.hpp"
+#include "flowtop/util/os.hpp"
+#include "flowtop/util/signals.hpp"
+#include "flowtop/util/text.hpp"
 
 namespace flowtop::enrich {
 
@@ -52,7 +55,7 @@ DnsResolver::DnsResolver(DnsConfig config)
         rc != ARES_SUCCESS)
         throw Error(std::string("reverse DNS: cannot read the resolver configuration: ") +
                     ares_strerror(rc));
-    thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+    thread_ = signals::crash_safe_thread([this](std::stop_token stop) { run(stop); });
 }
 
 DnsResolver::~DnsResolver() {
@@ -60,10 +63,7 @@ DnsResolver::~DnsResolver() {
     if (thread_.joinable()) thread_.join();
 }
 
-bool DnsResolver::post(const DnsQuery& query) noexcept {
-    DnsQuery q = query;
-    return queries_.push(std::move(q));
-}
+bool DnsResolver::post(const DnsQuery& query) noexcept { return queries_.push(DnsQuery{query}); }
 
 bool DnsResolver::poll(DnsAnswer& answer) noexcept { return answers_.pop(answer); }
 
@@ -79,7 +79,9 @@ void on_host(void* arg, int status, int /*timeouts*/, hostent* host) noexcept {
         a.family = pending->query.family;
         if (status == ARES_SUCCESS && host && host->h_name && *host->h_name) {
             a.found = true;
-            a.name = host->h_name;
+            // Whoever runs the reverse zone writes this name: a DNS name has at most 253
+            // characters, so anything longer is cut there (and sanitized when interned).
+            a.name = std::string(cap_utf8(host->h_name, k_max_dns_name));
         }
         pending->impl->backlog.push_back(std::move(a));
     } catch (...) {
@@ -128,7 +130,7 @@ void DnsResolver::run(std::stop_token stop) noexcept {
         timeval tv{};
         timeval* t = ares_timeout(impl.channel, &max_tv, &tv);
         int ms = static_cast<int>(t->tv_sec * 1000 + t->tv_usec / 1000);
-        int ready = ::poll(fds, n, ms);
+        int ready = os::poll(fds, n, ms);
         if (ready <= 0) {
             ares_process_fd(impl.channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts
             continue;

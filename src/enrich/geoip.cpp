@@ -3,17 +3,25 @@
 #include <arpa/inet.h>
 #include <maxminddb.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <set>
 
 #include "flowtop/util/error.hpp"
+#include "flowtop/util/signals.hpp"
 
 namespace flowtop::enrich {
 
 namespace {
+
+// Where flowtop-geoip-update puts the databases it downloads (replaced by rename).
+constexpr const char* k_geoip_state_dir = "/var/lib/flowtop/geoip";
 
 bool in_prefix(const Addr& a, const std::uint8_t* net, int bits) noexcept {
     for (int i = 0; bits > 0; ++i, bits -= 8) {
@@ -87,43 +95,161 @@ bool skip_lookup(const Addr& addr, Family family) noexcept {
     return label != nullptr && std::strcmp(label, "documentation") != 0;
 }
 
-GeoDb::GeoDb(const std::string& path) : path_(path), mmdb_(std::make_unique<MMDB_s>()) {
-    int status = MMDB_open(path.c_str(), MMDB_MODE_MMAP, mmdb_.get());
+namespace {
+
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    std::int64_t mtime_ns = 0;
+    bool operator==(const FileId&) const = default;
+};
+
+std::optional<FileId> file_id(const std::string& path) noexcept {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return std::nullopt;
+    return FileId{
+        st.st_dev, st.st_ino, st.st_size,
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+}  // namespace
+
+// One MMDB_open of the file: closed when the last lookup using it lets go.
+struct GeoDb::Open {
+    MMDB_s mmdb{};
+    FileId id;
+    int watch = -1;
+    bool open = false;
+    ~Open() {
+        signals::unwatch_mapping(watch);
+        if (open) MMDB_close(&mmdb);
+    }
+    bool faulted() const noexcept { return signals::mapping_faulted(watch); }
+};
+
+struct GeoDb::State {
+    std::atomic<std::shared_ptr<const Open>> current;
+    std::optional<FileId> refused;  // the file as it was when it last failed to open
+    bool removed_noted = false;
+};
+
+namespace {
+
+std::shared_ptr<const GeoDb::Open> open_file(const std::string& path) {
+    auto open = std::make_shared<GeoDb::Open>();
+    // libmaxminddb's own errors lose errno ("Error opening the specified MaxMind DB file") or
+    // name an mmap failure ("No such device" for a directory): say what the file is instead.
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) throw Error(errno_message("GeoIP database " + path, errno));
+    if (S_ISDIR(st.st_mode))
+        throw Error("GeoIP database " + path + " is a directory, not an mmdb file");
+    if (!S_ISREG(st.st_mode)) throw Error("GeoIP database " + path + " is not a regular file");
+    if (st.st_size == 0) throw Error("GeoIP database " + path + " is empty");
+    // Identity first: a change between stat and open shows as a mismatch at the next check.
+    open->id = file_id(path).value_or(FileId{});
+    int status = MMDB_open(path.c_str(), MMDB_MODE_MMAP, &open->mmdb);
     if (status != MMDB_SUCCESS) {
-        int err = errno;
-        mmdb_.reset();  // MMDB_open frees what it allocated on failure
+        int err = errno;  // MMDB_open frees what it allocated on failure
         if (status == MMDB_IO_ERROR) throw Error(errno_message("GeoIP database " + path, err));
         throw Error("GeoIP database " + path + " is not a valid mmdb file (" +
                     MMDB_strerror(status) + ")");
     }
-    if (mmdb_->metadata.database_type) type_ = mmdb_->metadata.database_type;
+    open->open = true;
+    signals::install_handlers();  // the SIGBUS handler that keeps a truncation survivable
+    open->watch = signals::watch_mapping(open->mmdb.file_content,
+                                         static_cast<std::size_t>(open->mmdb.file_size));
     // libmaxminddb checks the metadata and tree size on open but the data section only on use:
     // walk it once so a truncated file is reported now, naming the file, not at the first lookup.
     MMDB_entry_data_list_s* list = nullptr;
-    int verify = MMDB_get_metadata_as_entry_data_list(mmdb_.get(), &list);
+    int verify = MMDB_get_metadata_as_entry_data_list(&open->mmdb, &list);
     MMDB_free_entry_data_list(list);
-    if (verify != MMDB_SUCCESS) {
-        MMDB_close(mmdb_.get());
-        mmdb_.reset();
-        throw Error("GeoIP database " + path + " is corrupt (" + MMDB_strerror(verify) + ")");
-    }
+    if (verify != MMDB_SUCCESS || open->faulted())
+        throw Error("GeoIP database " + path + " is corrupt (" +
+                    (open->faulted() ? "cut short while reading it" : MMDB_strerror(verify)) + ")");
+    return open;
 }
 
-GeoDb::~GeoDb() {
-    if (mmdb_) MMDB_close(mmdb_.get());
+}  // namespace
+
+GeoDb::GeoDb(const std::string& path) : path_(path), state_(std::make_unique<State>()) {
+    auto open = open_file(path);
+    if (open->mmdb.metadata.database_type) type_ = open->mmdb.metadata.database_type;
+    state_->current.store(std::move(open));
 }
+
+GeoDb::~GeoDb() = default;
 GeoDb::GeoDb(GeoDb&&) noexcept = default;
-GeoDb& GeoDb::operator=(GeoDb&& o) noexcept {
-    if (this != &o) {
-        if (mmdb_) MMDB_close(mmdb_.get());
-        path_ = std::move(o.path_);
-        type_ = std::move(o.type_);
-        mmdb_ = std::move(o.mmdb_);
+GeoDb& GeoDb::operator=(GeoDb&&) noexcept = default;
+
+bool GeoDb::usable() const noexcept { return state_ && state_->current.load() != nullptr; }
+
+std::string GeoDb::check_file() const {
+    auto& st = *state_;
+    auto current = st.current.load();
+    const auto now = file_id(path_);
+    const bool faulted = current && current->faulted();
+    if (!now) {
+        // Gone from its place; what is mapped is the old inode, which nobody can shrink by
+        // name any more. Keep using it until a file appears again.
+        if (faulted) st.current.store(nullptr);
+        if (st.removed_noted && !faulted) return {};
+        st.removed_noted = true;
+        return "GeoIP database " + path_ +
+               (faulted ? " was cut short and removed while flowtop read it: lookups from it stop"
+                        : " was removed: lookups go on with the file opened before");
     }
-    return *this;
+    st.removed_noted = false;
+    if (current && !faulted && *now == current->id) return {};
+    if (!current && st.refused && *now == *st.refused) return {};  // said so; unchanged since
+    try {
+        auto fresh = open_file(path_);
+        st.current.store(std::move(fresh));
+        st.refused.reset();
+        return "GeoIP database " + path_ + " changed on disk: reopened";
+    } catch (const Error& e) {
+        st.refused = now;
+        // Changed in place (same inode) or already cut short: what is mapped is no longer
+        // the file that was checked, so its answers cannot be trusted.
+        const bool in_place = current && now->dev == current->id.dev && now->ino == current->id.ino;
+        if (faulted || in_place || !current) {
+            st.current.store(nullptr);
+            return std::string(e.what()) +
+                   ": it changed while flowtop ran; lookups from it stop until it is valid again";
+        }
+        return std::string(e.what()) +
+               ": it was replaced by a file that cannot be read; lookups go on with the file "
+               "opened before";
+    }
 }
 
 bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexcept {
+    try {
+        const auto open = state_ ? state_->current.load() : nullptr;
+        if (!open) return true;  // unusable for now: check_file() said so
+        GeoResult mine;
+        if (!lookup_in(&open->mmdb, addr, family, mine)) return false;
+        // Cut short while it read: what it found came partly from zero pages.
+        if (open->faulted()) return false;
+        // The name goes with the code it names: from the database that gave the code, or a
+        // later one that places the address in the same country.
+        if (out.country.empty()) {
+            out.country = std::move(mine.country);
+            out.country_name = std::move(mine.country_name);
+        } else if (out.country_name.empty() && out.country == mine.country) {
+            out.country_name = std::move(mine.country_name);
+        }
+        if (out.city.empty()) out.city = std::move(mine.city);
+        if (out.org.empty()) out.org = std::move(mine.org);
+        if (out.asn == 0) out.asn = mine.asn;
+        return true;
+    } catch (...) {
+        return false;  // std::bad_alloc only: the lookup is skipped, counted by the caller
+    }
+}
+
+bool GeoDb::lookup_in(const MMDB_s* mmdb, const Addr& addr, Family family,
+                      GeoResult& out) noexcept {
     try {
         sockaddr_storage ss{};
         if (family == Family::ipv4) {
@@ -136,7 +262,7 @@ bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexce
             std::memcpy(&sin6->sin6_addr, addr.bytes.data(), 16);
         }
         int mmdb_error = MMDB_SUCCESS;
-        auto res = MMDB_lookup_sockaddr(mmdb_.get(), reinterpret_cast<sockaddr*>(&ss), &mmdb_error);
+        auto res = MMDB_lookup_sockaddr(mmdb, reinterpret_cast<sockaddr*>(&ss), &mmdb_error);
         // An IPv6 address in an IPv4-only file (DB-IP ships one file per family) has no answer.
         if (mmdb_error == MMDB_IPV6_LOOKUP_IN_IPV4_DATABASE_ERROR) return true;
         if (mmdb_error != MMDB_SUCCESS) return false;
@@ -145,8 +271,14 @@ bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexce
         if (out.country.empty()) {
             out.country = get_string(e, {"country", "iso_code"});                    // MaxMind
             if (out.country.empty()) out.country = get_string(e, {"country_code"});  // DB-IP flat
-            if (out.country.empty())
+            if (out.country.empty()) {
                 out.country = get_string(e, {"registered_country", "iso_code"});
+                if (!out.country.empty())
+                    out.country_name = get_string(e, {"registered_country", "names", "en"});
+            } else {
+                out.country_name = get_string(e, {"country", "names", "en"});
+                if (out.country_name.empty()) out.country_name = get_string(e, {"country_name"});
+            }
         }
         if (out.city.empty()) {
             MMDB_entry_data_s city{};
@@ -188,20 +320,30 @@ bool GeoDb::lookup(const Addr& addr, Family family, GeoResult& out) const noexce
 }
 
 std::vector<std::string> geoip_search_path() {
-    return {"/usr/share/GeoIP", "/var/lib/GeoIP", FLOWTOP_SOURCE_GEOIP_DIR,
-            std::string(FLOWTOP_DATA_DIR) + "/geoip"};
+    return {"/usr/share/GeoIP", "/var/lib/GeoIP",
+#ifdef FLOWTOP_SOURCE_GEOIP_DIR
+            // Development builds only (FLOWTOP_DEV_PATHS): an installed flowtop trusts no
+            // checkout.
+            FLOWTOP_SOURCE_GEOIP_DIR,
+#endif
+            k_geoip_state_dir, std::string(FLOWTOP_DATA_DIR) + "/geoip"};
 }
 
 GeoIp GeoIp::open(const std::vector<std::string>& paths, std::vector<std::string>& notes) {
     GeoIp geo;
     std::vector<std::string> files = paths;
     if (files.empty()) {
+        // flowtop-geoip-update writes fresher copies of the packaged files into
+        // /var/lib/flowtop/geoip: a file name opened once shadows the same name further on.
+        std::set<std::string> names;
         for (const auto& dir : geoip_search_path()) {
             std::error_code ec;
             std::vector<std::string> here;
             for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end;
                  it.increment(ec))
-                if (it->path().extension() == ".mmdb") here.push_back(it->path().string());
+                if (it->path().extension() == ".mmdb" &&
+                    names.insert(it->path().filename().string()).second)
+                    here.push_back(it->path().string());
             // GeoLite2-ASN, -City, -Country: deterministic order, the richest files first.
             std::sort(here.begin(), here.end());
             files.insert(files.end(), here.begin(), here.end());
@@ -222,6 +364,17 @@ GeoIp GeoIp::open(const std::vector<std::string>& paths, std::vector<std::string
         }
     }
     return geo;
+}
+
+bool GeoIp::check_files(std::vector<std::string>& notes) const {
+    bool changed = false;
+    for (const auto& db : dbs_) {
+        auto note = db.check_file();
+        if (note.empty()) continue;
+        notes.push_back(std::move(note));
+        changed = true;
+    }
+    return changed;
 }
 
 GeoResult GeoIp::lookup(const Addr& addr, Family family) const noexcept {
@@ -245,7 +398,7 @@ GeoResult GeoIp::lookup(const Addr& addr, Family family) const noexcept {
 
 GeoWorker::GeoWorker(std::shared_ptr<const GeoIp> geo, std::size_t queue_size)
     : geo_(std::move(geo)), queries_(queue_size), answers_(queue_size) {
-    thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+    thread_ = signals::crash_safe_thread([this](std::stop_token stop) { run(stop); });
 }
 
 GeoWorker::~GeoWorker() {
@@ -256,8 +409,7 @@ GeoWorker::~GeoWorker() {
 }
 
 bool GeoWorker::post(const GeoQuery& query) noexcept {
-    GeoQuery q = query;
-    if (!queries_.push(std::move(q))) return false;
+    if (!queries_.push(GeoQuery{query})) return false;
     posted_.fetch_add(1, std::memory_order_release);
     posted_.notify_one();
     return true;
@@ -277,7 +429,8 @@ void GeoWorker::run(std::stop_token stop) noexcept {
         GeoAnswer a{q.addr, q.family, geo_->lookup(q.addr, q.family)};
         // The answer queue is as large as the query queue and the writer drains it every tick:
         // when it is full anyway, wait a little rather than lose the answer.
-        while (!answers_.push(std::move(a))) {
+        // push moves from `a` only when it succeeds, so a retry pushes the whole answer.
+        while (!answers_.push(std::move(a))) {  // NOLINT(bugprone-use-after-move)
             if (stop.stop_requested()) return;
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "flowtop/util/handle.hpp"
+#include "flowtop/util/os.hpp"
 
 namespace flowtop::enrich {
 namespace {
@@ -37,7 +38,7 @@ bool InodeCache::still_holds(std::uint32_t inode, const Where& w) {
     std::string path = proc_root_ + "/" + std::to_string(w.pid) + "/fd/" + std::to_string(w.fd);
     char link[64];
     ++stats_.proc_reads;
-    ssize_t n = readlink(path.c_str(), link, sizeof(link));
+    ssize_t n = os::readlink(path.c_str(), link, sizeof(link));
     return n > 0 && socket_inode_of(std::string_view(link, static_cast<std::size_t>(n))) == inode;
 }
 
@@ -57,7 +58,7 @@ void InodeCache::scan_pid(std::uint32_t pid) {
     std::string dir = proc_root_ + "/" + std::to_string(pid) + "/fd";
     ++stats_.proc_reads;
     ++stats_.pids_scanned;
-    DirPtr d(opendir(dir.c_str()));
+    DirPtr d(os::opendir(dir.c_str()));
     if (!d) return;  // exited, or not ours to read
     int dfd = dirfd(d.get());
     while (dirent* e = readdir(d.get())) {
@@ -78,7 +79,7 @@ void InodeCache::scan_pid(std::uint32_t pid) {
 std::vector<std::uint32_t> InodeCache::list_pids() {
     std::vector<std::uint32_t> pids;
     ++stats_.proc_reads;
-    DirPtr d(opendir(proc_root_.c_str()));
+    DirPtr d(os::opendir(proc_root_.c_str()));
     if (!d) return pids;
     while (dirent* e = readdir(d.get()))
         if (std::uint32_t pid = parse_u32(e->d_name)) pids.push_back(pid);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "flowtop/util/error.hpp"
+#include "flowtop/util/os.hpp"
 
 namespace flowtop::enrich {
 namespace {
@@ -57,7 +58,11 @@ SockDiagParseResult parse_sock_diag(std::span<const std::byte> buf, std::uint8_t
         if (nlh->nlmsg_type == NLMSG_ERROR) {
             if (nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr))) {
                 const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(nlh));
-                if (err->error) result.netlink_error = -err->error;
+                // The kernel sends -errno; anything else is malformed (and -INT_MIN would
+                // overflow: found by tests/fuzz/sock_diag_fuzz).
+                if (err->error)
+                    result.netlink_error =
+                        err->error < 0 && err->error > -4096 ? -err->error : EPROTO;
             } else {
                 ++result.errors;
             }
@@ -95,7 +100,7 @@ SockDiagParseResult parse_sock_diag(std::span<const std::byte> buf, std::uint8_t
     return result;
 }
 
-SockDiag::SockDiag() : buf_(64 * 1024) {
+SockDiag::SockDiag() : buf_(std::size_t{64} * 1024) {
     fd_.reset(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!fd_) throw Error(errno_message("cannot open the sock_diag netlink socket", errno));
 }
@@ -114,13 +119,13 @@ bool SockDiag::dump(std::uint8_t proto, Family family, std::vector<SocketEntry>&
     request.req.idiag_states = ~0u;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    if (sendto(fd_.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel),
-               sizeof(kernel)) < 0)
+    if (os::sendto(fd_.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel),
+                   sizeof(kernel)) < 0)
         return false;
     if (record) recorded.clear();
     // Bounded: a dump of a million sockets is ~100 MB of messages in 64 kB reads.
     for (int reads = 0; reads < 1 << 16; ++reads) {
-        ssize_t n = recv(fd_.get(), buf_.data(), buf_.size(), 0);
+        ssize_t n = os::recv(fd_.get(), buf_.data(), buf_.size(), 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "flowtop/util/error.hpp"
+#include "flowtop/util/text.hpp"
 
 namespace flowtop::enrich {
 
@@ -43,7 +44,7 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
         auto where = file + ":" + std::to_string(line_no) + ": ";
         auto comma = line.find(',');
         if (comma == std::string_view::npos) {
-            warnings.push_back(where + "expected \"port, name\", got \"" + std::string(line) +
+            warnings.push_back(where + "expected \"port, name\", got \"" + quote_input(line) +
                                "\"");
             continue;
         }
@@ -54,12 +55,24 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
             std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
         if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 ||
             port_text.empty()) {
-            warnings.push_back(where + "bad port \"" + std::string(port_text) + "\" (0-65535)");
+            warnings.push_back(where + "bad port \"" + quote_input(port_text) + "\" (0-65535)");
             continue;
         }
-        if (name.empty() || name.find_first_of(" \t,") != std::string_view::npos) {
-            warnings.push_back(where + "bad service name \"" + std::string(name) +
-                               "\" (one word expected)");
+        if (name.empty()) {
+            warnings.push_back(where + "missing service name after \"" + quote_input(port_text) +
+                               ",\"");
+            continue;
+        }
+        if (name.size() > k_max_service_name) {
+            warnings.push_back(where + "service name \"" + quote_input(name, 32) +
+                               "\" is longer than " + std::to_string(k_max_service_name) +
+                               " characters");
+            continue;
+        }
+        // A NUL or an escape in a name would cut a CSV row or reach a terminal raw.
+        if (name.find_first_of(" \t,") != std::string_view::npos || !is_clean(name)) {
+            warnings.push_back(where + "bad service name \"" + quote_input(name) +
+                               "\" (one word of printable characters expected)");
             continue;
         }
         auto [it, inserted] =
@@ -89,7 +102,10 @@ std::vector<std::string> conf_search_path(const std::string& conf_dir) {
     if (!conf_dir.empty()) dirs.push_back(conf_dir);
     dirs.emplace_back("/etc/flowtop");
     dirs.emplace_back(FLOWTOP_DATA_DIR);
+#ifdef FLOWTOP_SOURCE_CONF_DIR
+    // Development builds only (FLOWTOP_DEV_PATHS): an installed flowtop trusts no checkout.
     dirs.emplace_back(FLOWTOP_SOURCE_CONF_DIR);
+#endif
     return dirs;
 }
 

@@ -6,23 +6,17 @@
 #include <unordered_set>
 
 #include "flowtop/ct/conntrack_io.hpp"
-#include "flowtop/enrich/proc_attributor.hpp"
 #include "flowtop/util/error.hpp"
-#include "flowtop/util/sysctl_guard.hpp"
 #include "flowtop/util/system.hpp"
+#include "flowtop/util/text.hpp"
 
 namespace flowtop::netns {
 
 struct AllNetnsWatcher::Watched {
     std::uint64_t inode = 0;
     std::string label;
-    std::uint16_t source = 0;
     int missing = 0;
-    // Declared in the order they are made; destroyed in reverse: the attributor's worker
-    // stops first, the settings are put back last.
-    std::unique_ptr<SysctlGuard> guard;
-    std::unique_ptr<ct::ConntrackIo> io;
-    std::unique_ptr<enrich::ProcAttributor> proc;
+    std::unique_ptr<NamespaceSource> source;
 };
 
 AllNetnsWatcher::AllNetnsWatcher(AllNetnsConfig config)
@@ -30,14 +24,19 @@ AllNetnsWatcher::AllNetnsWatcher(AllNetnsConfig config)
 
 AllNetnsWatcher::~AllNetnsWatcher() = default;
 
-void AllNetnsWatcher::note(std::string text) {
+void AllNetnsWatcher::note(const std::string& text) {
     std::lock_guard lock(notes_mutex_);
-    if (notes_.size() < 100) notes_.push_back(std::move(text));
+    // Labels come from cgroup paths, which container runtimes and users name.
+    if (notes_.size() < 100) notes_.push_back(sanitize(text));
 }
 
 std::vector<std::string> AllNetnsWatcher::take_notes() {
     std::lock_guard lock(notes_mutex_);
     return std::exchange(notes_, {});
+}
+
+void AllNetnsWatcher::restore() noexcept {
+    for (auto& w : watched_) w->source->restore();
 }
 
 void AllNetnsWatcher::add(table::Collector& collector, const NamespaceEntry& entry) {
@@ -53,42 +52,28 @@ void AllNetnsWatcher::add(table::Collector& collector, const NamespaceEntry& ent
     auto w = std::make_unique<Watched>();
     w->inode = entry.inode;
     w->label = entry.label;
-    bool added = false;
     try {
         // Everything that belongs to the namespace is opened from inside it: the sysctl files,
-        // the netlink sockets, and the attributor's worker thread (sock_diag, addresses).
+        // the netlink sockets, its users' sockets.
         ScopedNetns inside(fd.get());
-        w->guard = std::make_unique<SysctlGuard>(ct::guarded_sysctls());
-        for (const auto& warning : w->guard->warnings()) note(entry.label + ": " + warning);
-        w->io = ct::open_kernel_conntrack();
-        w->source = collector.add_source(*w->io, w->label);
-        added = true;
-        if (config_.attribute_processes) {
-            try {
-                w->proc = std::make_unique<enrich::ProcAttributor>(
-                    enrich::ProcAttributorConfig{.source = w->source});
-                collector.add_hook(w->proc.get());
-            } catch (const Error& e) {
-                note(entry.label + ": no process attribution: " + e.what());
-            }
-        }
+        w->source = std::make_unique<NamespaceSource>(collector, w->label, config_.users);
     } catch (const std::exception& e) {
         note("network namespace " + entry.label + " is not watched: " + e.what());
         refused_.insert(entry.inode);  // not retried every scan, nor told again
-        if (added) collector.remove_source(w->source);
-        return;  // w's guard restores on the way out
+        return;
     }
+    for (const auto& text : w->source->notes()) note(entry.label + ": " + text);
     watched_.push_back(std::move(w));
 }
 
-void AllNetnsWatcher::remove(table::Collector& collector, const Watched& w) {
-    // Then destroying w puts the namespace's settings back: it may still live, held by
-    // something flowtop cannot see.
-    if (w.proc) collector.remove_hook(w.proc.get());
-    collector.remove_source(w.source);
-}
-
 void AllNetnsWatcher::update_sources(table::Collector& collector) {
+    // Every tick: a setting turned off under flowtop is reported off at once, and told.
+    bool settings_changed = false;
+    for (auto& w : watched_) {
+        settings_changed = w->source->guard().check() || settings_changed;
+        for (const auto& n : w->source->guard().take_notes()) note(w->label + ": " + n);
+    }
+    if (settings_changed) tell_kernel_settings(collector);
     const auto now = std::chrono::steady_clock::now();
     if (last_scan_ != std::chrono::steady_clock::time_point{} && now - last_scan_ < config_.rescan)
         return;
@@ -101,8 +86,7 @@ void AllNetnsWatcher::update_sources(table::Collector& collector) {
         if (present.contains(w->inode)) {
             w->missing = 0;
         } else if (++w->missing >= config_.missing_scans) {
-            remove(collector, *w);
-            w.reset();
+            w.reset();  // leaves the collector and the users, puts the settings back
         }
     }
     std::erase(watched_, nullptr);
@@ -113,11 +97,14 @@ void AllNetnsWatcher::update_sources(table::Collector& collector) {
                                        [&](const auto& w) { return w->inode == e.inode; });
         if (!known && !refused_.contains(e.inode)) add(collector, e);
     }
+    tell_kernel_settings(collector);
+}
 
+void AllNetnsWatcher::tell_kernel_settings(table::Collector& collector) {
     bool acct = !watched_.empty(), timestamps = !watched_.empty();
     for (const auto& w : watched_) {
-        acct = acct && w->guard->is_on(ct::k_acct_sysctl);
-        timestamps = timestamps && w->guard->is_on(ct::k_timestamp_sysctl);
+        acct = acct && w->source->guard().is_on(ct::k_acct_sysctl);
+        timestamps = timestamps && w->source->guard().is_on(ct::k_timestamp_sysctl);
     }
     collector.set_kernel_settings(acct, timestamps);
 }

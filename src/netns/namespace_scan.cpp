@@ -4,23 +4,17 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <unordered_set>
 
-#include "flowtop/enrich/proc_info.hpp"
 #include "flowtop/util/handle.hpp"
+#include "flowtop/util/os.hpp"
+#include "flowtop/util/procfs.hpp"
 #include "flowtop/util/system.hpp"
 
 namespace flowtop::netns {
 namespace {
 
 using DirPtr = CPtr<DIR, closedir>;
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 }  // namespace
 
@@ -38,7 +32,7 @@ std::vector<NamespaceEntry> NamespaceScanner::scan() {
 
     // Names first: a namespace that has one is known by it.
     std::vector<std::string> names;
-    if (DirPtr dir{opendir(roots_.run_netns.c_str())}) {
+    if (DirPtr dir{os::opendir(roots_.run_netns.c_str())}) {
         while (const dirent* e = readdir(dir.get()))
             if (e->d_name[0] != '.') names.emplace_back(e->d_name);
     }
@@ -49,7 +43,7 @@ std::vector<NamespaceEntry> NamespaceScanner::scan() {
     }
 
     std::vector<std::uint32_t> pids;
-    if (DirPtr dir{opendir(roots_.proc.c_str())}) {
+    if (DirPtr dir{os::opendir(roots_.proc.c_str())}) {
         while (const dirent* e = readdir(dir.get())) {
             char* end = nullptr;
             const auto pid = std::strtoul(e->d_name, &end, 10);
@@ -70,7 +64,7 @@ std::vector<NamespaceEntry> NamespaceScanner::scan() {
         } else if (auto it = process_labels_.find(inode); it != process_labels_.end()) {
             label = it->second;
         } else {
-            label = enrich::container_of_cgroup(read_file(dir + "/cgroup"));
+            label = container_of_cgroup(read_small_file(dir + "/cgroup"));
             if (label.empty()) label = "net:[" + std::to_string(inode) + "]";
             process_labels_.emplace(inode, label);
         }

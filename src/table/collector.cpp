@@ -12,6 +12,7 @@
 
 #include "flowtop/util/error.hpp"
 #include "flowtop/util/handle.hpp"
+#include "flowtop/util/os.hpp"
 
 namespace flowtop::table {
 
@@ -39,9 +40,11 @@ Collector::Collector(SnapshotHub& hub, CollectorConfig config)
 Collector::~Collector() = default;
 
 std::uint16_t Collector::add_source(ct::ConntrackIo& io, const std::string& label) {
-    auto free = std::find_if(sources_.begin(), sources_.end(), [](const Source& s) { return !s.io; });
+    auto free =
+        std::find_if(sources_.begin(), sources_.end(), [](const Source& s) { return !s.io; });
     if (free == sources_.end()) {
-        if (sources_.size() > 0xffff) throw Error("too many network namespaces to watch");
+        // Indexes are 16 bits: at most 0xffff sources, so a loop over them always ends.
+        if (sources_.size() >= 0xffff) throw Error("too many network namespaces to watch");
         free = sources_.insert(sources_.end(), Source{});
     }
     *free = Source{.io = &io};
@@ -86,9 +89,7 @@ ct::ParseResult Collector::apply_messages(std::span<const std::byte> bytes, std:
 }
 
 void Collector::handle_events(std::span<const std::byte> bytes, std::uint16_t source) {
-    auto result = apply_messages(bytes, source);
-    stats_.events += result.flows;
-    stats_.parse_errors += result.errors;
+    stats_.events += apply_messages(bytes, source).flows;
 }
 
 std::size_t Collector::drain_source(Source& source) {
@@ -130,13 +131,12 @@ double thread_cpu_s() noexcept {
 }  // namespace
 
 void Collector::full_dump(bool resync) {
-    for (std::uint16_t i = 0; i < sources_.size(); ++i)
-        if (sources_[i].io) dump_source(i, resync);
+    for (std::size_t i = 0; i < sources_.size(); ++i)
+        if (sources_[i].io) dump_source(static_cast<std::uint16_t>(i), resync);
 }
 
 void Collector::dump_source(std::uint16_t index, bool resync) {
     Source& source = sources_[index];
-    const auto started = std::chrono::steady_clock::now();
     const double cpu_started = thread_cpu_s();
     source.io->start_dump();
     table_.begin_sweep();
@@ -153,7 +153,6 @@ void Collector::dump_source(std::uint16_t index, bool resync) {
         if (r.error) throw Error(errno_message("cannot read the conntrack table", r.error));
         auto result = apply_messages(std::span<const std::byte>(buffer_.data(), r.bytes), index);
         flows += result.flows;
-        stats_.parse_errors += result.errors;
         if (result.netlink_error) {
             source.need_resync = true;
             return;
@@ -164,9 +163,6 @@ void Collector::dump_source(std::uint16_t index, bool resync) {
     ++stats_.dumps;
     if (resync) ++stats_.resyncs;
     source.need_resync = false;
-    stats_.last_dump_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-            .count();
     // Thread CPU time counts the kernel's work for our recv calls too: the true cost. The
     // sources share one budget: the kernel walks its whole (global) conntrack hash for a dump
     // of any one namespace, so with many namespaces each dump costs about as much as the
@@ -224,14 +220,20 @@ bool Collector::refresh_busy_of(std::uint16_t index, std::span<const ct::FlowRec
     return true;
 }
 
+std::size_t Collector::refresh_limit() const noexcept {
+    // A GET is one hash lookup in the kernel, a sweep walks every entry: GETs win until the
+    // busy flows are a good share of the table.
+    return std::max(config_.max_refresh, table_.size() / 4);
+}
+
 bool Collector::refresh_busy() {
     busy_.clear();
     table_.collect_busy(busy_, config_.acct_on);
     std::erase_if(busy_, [&](const ct::FlowRecord& r) {
-        return r.source >= sources_.size() || !sources_[r.source].io || sources_[r.source].sweep_now;
+        return r.source >= sources_.size() || !sources_[r.source].io ||
+               sources_[r.source].sweep_now;
     });
-    if (busy_.size() > config_.max_refresh) return false;
-    stats_.refreshed = busy_.size();
+    if (busy_.size() > refresh_limit()) return false;
     // Grouped by source, each source's flows in one run of batches on its own socket.
     std::stable_sort(busy_.begin(), busy_.end(),
                      [](const auto& a, const auto& b) { return a.source < b.source; });
@@ -250,7 +252,6 @@ bool Collector::refresh_busy() {
 }
 
 void Collector::refresh() {
-    stats_.refreshed = 0;
     bool sweep_all = false;
     for (auto& s : sources_) {
         if (!s.io) continue;
@@ -259,9 +260,10 @@ void Collector::refresh() {
     }
     if (!refresh_busy()) {
         // Too many busy flows for GETs to be cheaper, or the source refused them.
-        sweep_all = busy_.size() > config_.max_refresh;
+        sweep_all = busy_.size() > refresh_limit();
     }
-    for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+    for (std::size_t n = 0; n < sources_.size(); ++n) {
+        const auto i = static_cast<std::uint16_t>(n);
         Source& s = sources_[i];
         if (!s.io || !(s.sweep_now || sweep_all)) continue;
         s.sweep_now = false;
@@ -274,6 +276,47 @@ void Collector::refresh() {
     }
 }
 
+void Collector::read_table_stats(double dt, std::vector<NetnsTableUse>& use) {
+    stats_.ct_known = false;
+    stats_.ct_count = stats_.ct_max = stats_.ct_buckets = 0;
+    stats_.ct_fullest = 0;
+    stats_.ct_counters = {};
+    std::fill(std::begin(stats_.ct_counter_rate), std::end(stats_.ct_counter_rate), 0.0);
+    stats_.ct_dropping = false;
+    for (std::size_t n = 0; n < sources_.size(); ++n) {
+        Source& s = sources_[n];
+        if (!s.io) continue;
+        ct::TableStats now;
+        if (!s.io->read_table_stats(now)) {
+            s.have_table_stats = false;
+            continue;
+        }
+        stats_.ct_known = true;
+        stats_.ct_count += now.count;
+        stats_.ct_max = std::max(stats_.ct_max, now.max);
+        stats_.ct_buckets = std::max(stats_.ct_buckets, now.buckets);
+        if (now.max > 0)
+            stats_.ct_fullest = std::max(
+                stats_.ct_fullest, static_cast<double>(now.count) / static_cast<double>(now.max));
+        for (std::size_t i = 0; i < ct::k_kernel_counter_count; ++i) {
+            const auto value = ct::counter_at(now.counters, i);
+            ct::counter_at(stats_.ct_counters, i) += value;
+            // A rate needs two readings of the same namespace; a CPU going offline may take
+            // its share away, so a counter that went down is no rise.
+            if (!s.have_table_stats) continue;
+            const auto before = ct::counter_at(s.table_stats.counters, i);
+            if (value <= before) continue;
+            if (dt > 0) stats_.ct_counter_rate[i] += static_cast<double>(value - before) / dt;
+            // insert_failed, drop, early_drop: entries or packets the table had no room for.
+            if (i == 2 || i == 3 || i == 4) stats_.ct_dropping = true;
+        }
+        s.table_stats = now;
+        s.have_table_stats = true;
+        use.push_back(
+            {table_.source_label(static_cast<std::uint16_t>(n)), now.count, now.max, now.counters});
+    }
+}
+
 void Collector::publish() {
     const auto now = std::chrono::steady_clock::now();
     const double dt = last_tick_ == std::chrono::steady_clock::time_point{}
@@ -281,17 +324,33 @@ void Collector::publish() {
                           : std::chrono::duration<double>(now - last_tick_).count();
     last_tick_ = now;
     const auto now_ns = realtime_ns();
-    table_.tick(now_ns);
-    for (auto* hook : hooks_) hook->on_tick(table_, *strings_, now_ns);
+    hooks_.run(table_, *strings_, now_ns, config_.interval);
 
     auto snap = std::make_shared<Snapshot>();
     ++stats_.seq;
     stats_.time_ns = now_ns;
     stats_.interval_s = dt;
     stats_.sources = static_cast<std::uint32_t>(source_count());
+    stats_.events_per_s = dt > 0 ? static_cast<double>(stats_.events - last_events_) / dt : 0.0;
+    last_events_ = stats_.events;
+    const TableTotals& totals = table_.totals();
+    std::copy(std::begin(totals.flows_by_proto), std::end(totals.flows_by_proto),
+              stats_.flows_by_proto);
+    stats_.offloaded_flows = totals.offloaded_flows;
+    stats_.orig_bytes_total = totals.departed_orig_bytes + totals.live_orig_bytes;
+    stats_.reply_bytes_total = totals.departed_reply_bytes + totals.live_reply_bytes;
+    for (int w = 0; w < 4; ++w) {
+        // Sums kept by adding and taking away may end a hair below zero.
+        stats_.orig_rate[w] = std::max(0.0, totals.orig_rate[w]);
+        stats_.reply_rate[w] = std::max(0.0, totals.reply_rate[w]);
+    }
+    stats_.orig_rate_peak = std::max(stats_.orig_rate_peak, stats_.orig_rate[0]);
+    stats_.reply_rate_peak = std::max(stats_.reply_rate_peak, stats_.reply_rate[0]);
+    read_table_stats(dt, snap->table_use);
     snap->stats = stats_;
     snap->rows = table_.rows();  // chunk pointers only: copy-on-write from here on
     snap->strings = strings_;
+    if (alert_source_) snap->alerts = alert_source_->alert_log();
     hub_.publish(snap);
     table_.drop_gone();
 }
@@ -305,7 +364,8 @@ void Collector::run(std::stop_token stop) {
 
     if (watcher_) watcher_->update_sources(*this);
     drain_events();
-    for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+    for (std::size_t n = 0; n < sources_.size(); ++n) {
+        const auto i = static_cast<std::uint16_t>(n);
         if (!sources_[i].io) continue;
         try {
             dump_source(i, false);
@@ -336,7 +396,8 @@ void Collector::run(std::stop_token stop) {
         }
         if (any_resync_needed()) {
             drain_events();
-            for (std::uint16_t i = 0; i < sources_.size(); ++i) {
+            for (std::size_t n = 0; n < sources_.size(); ++n) {
+                const auto i = static_cast<std::uint16_t>(n);
                 if (!sources_[i].io || !sources_[i].need_resync) continue;
                 try {
                     dump_source(i, true);
@@ -353,10 +414,11 @@ void Collector::run(std::stop_token stop) {
         for (const auto& s : sources_)
             if (s.io) fds.push_back({s.io->event_fd(), POLLIN, 0});
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now).count();
-        int n = poll(fds.data(), fds.size(), static_cast<int>(wait) + 1);
+        int n = os::poll(fds.data(), fds.size(), static_cast<int>(wait) + 1);
         if (n <= 0) continue;
         bool events = false;
-        for (std::size_t i = 1; i < fds.size(); ++i) events |= (fds[i].revents & (POLLIN | POLLERR)) != 0;
+        for (std::size_t i = 1; i < fds.size(); ++i)
+            events |= (fds[i].revents & (POLLIN | POLLERR)) != 0;
         if (events) drain_events();
     }
 }

@@ -31,21 +31,21 @@ FieldValue port(const table::FlowRow& row, std::uint16_t p) {
 
 const std::vector<const char*>& flow_field_keys() {
     static const std::vector<const char*> keys = {
-        "ts",          "id",          "family",       "proto",       "state",
-        "src",         "sport",       "dst",          "dport",       "reply_src",
-        "reply_sport", "reply_dst",   "reply_dport",  "orig_bytes",  "orig_packets",
-        "reply_bytes", "reply_packets", "orig_rate",  "reply_rate",  "age_s",
-        "closed",      "status",      "start",       "mark",         "zone",        "icmp_type",
-        "icmp_code",   "src_name",    "dst_name",     "service",     "src_country",
-        "dst_country", "dst_city",    "dst_asn",      "dst_org",     "pid",
-        "comm",        "cmdline",     "user",         "container",   "forwarded",
-        "netns",
+        "ts",           "id",          "family",        "proto",       "state",
+        "src",          "sport",       "dst",           "dport",       "reply_src",
+        "reply_sport",  "reply_dst",   "reply_dport",   "nat",         "orig_bytes",
+        "orig_packets", "reply_bytes", "reply_packets", "orig_rate",   "reply_rate",
+        "age_s",        "closed",      "status",        "offloaded",   "start",
+        "mark",         "zone",        "icmp_type",     "icmp_code",   "src_name",
+        "dst_name",     "service",     "src_country",   "dst_country", "dst_country_name",
+        "dst_city",     "dst_asn",     "dst_org",       "pid",         "comm",
+        "cmdline",      "user",        "container",     "forwarded",   "netns",
+        "alert",
     };
     return keys;
 }
 
-void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
-                 std::vector<Field>& out) {
+void flow_fields(const table::Snapshot& snap, const table::FlowRow& row, std::vector<Field>& out) {
     const auto& ct = row.ct;
     const Family fam = ct.family;
     const bool icmp = ct.proto == 1 || ct.proto == 58;
@@ -55,8 +55,8 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"ts", rfc3339(snap.stats.time_ns)});
     out.push_back({"id", std::uint64_t{ct.id}});
     out.push_back({"family", std::string(fam == Family::ipv4 ? "ipv4" : "ipv6")});
-    out.push_back({"proto", proto ? FieldValue(std::string(proto))
-                                  : FieldValue(std::to_string(ct.proto))});
+    out.push_back(
+        {"proto", proto ? FieldValue(std::string(proto)) : FieldValue(std::to_string(ct.proto))});
     out.push_back({"state", state ? FieldValue(std::string(state)) : FieldValue(Null{})});
     out.push_back({"src", ct.orig.src.to_string(fam)});
     out.push_back({"sport", port(row, ct.orig.sport)});
@@ -66,6 +66,9 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"reply_sport", port(row, ct.reply.sport)});
     out.push_back({"reply_dst", ct.reply.dst.to_string(fam)});
     out.push_back({"reply_dport", port(row, ct.reply.dport)});
+    // The reply tuple above says what NAT did; this says which ends it rewrote (null: none).
+    const char* nat = ct::nat_name(ct::nat_of(ct));
+    out.push_back({"nat", nat ? FieldValue(std::string(nat)) : FieldValue(Null{})});
     out.push_back({"orig_bytes", counter(row, ct.orig_counters.bytes)});
     out.push_back({"orig_packets", counter(row, ct.orig_counters.packets)});
     out.push_back({"reply_bytes", counter(row, ct.reply_counters.bytes)});
@@ -74,20 +77,26 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"reply_rate", rate(row, row.reply_rate)});
     out.push_back({"age_s", std::round(row.age_s(snap.stats.time_ns) * 10) / 10});
     out.push_back({"closed", row.closed});
-    out.push_back({"status", ct.has_status ? FieldValue(ct::status_names(ct.status))
-                                           : FieldValue(Null{})});
+    out.push_back(
+        {"status", ct.has_status ? FieldValue(ct::status_names(ct.status)) : FieldValue(Null{})});
+    // Handed to a flowtable: the kernel's counters for it stop moving (they may be stale).
+    out.push_back({"offloaded", ct::offloaded(ct)});
     out.push_back({"start", ct.start_ns ? FieldValue(rfc3339(ct.start_ns)) : FieldValue(Null{})});
     out.push_back({"mark", std::uint64_t{ct.mark}});
     out.push_back({"zone", std::uint64_t{ct.zone}});
-    out.push_back({"icmp_type", icmp ? FieldValue(std::uint64_t{ct.icmp_type}) : FieldValue(Null{})});
-    out.push_back({"icmp_code", icmp ? FieldValue(std::uint64_t{ct.icmp_code}) : FieldValue(Null{})});
+    out.push_back(
+        {"icmp_type", icmp ? FieldValue(std::uint64_t{ct.icmp_type}) : FieldValue(Null{})});
+    out.push_back(
+        {"icmp_code", icmp ? FieldValue(std::uint64_t{ct.icmp_code}) : FieldValue(Null{})});
     out.push_back({"src_name", name_or_null(snap, row.src_name)});
     out.push_back({"dst_name", name_or_null(snap, row.dst_name)});
     out.push_back({"service", name_or_null(snap, row.service)});
     out.push_back({"src_country", name_or_null(snap, row.src_country)});
     out.push_back({"dst_country", name_or_null(snap, row.dst_country)});
+    out.push_back({"dst_country_name", name_or_null(snap, row.dst_country_name)});
     out.push_back({"dst_city", name_or_null(snap, row.dst_city)});
-    out.push_back({"dst_asn", row.dst_asn ? FieldValue(std::uint64_t{row.dst_asn}) : FieldValue(Null{})});
+    out.push_back(
+        {"dst_asn", row.dst_asn ? FieldValue(std::uint64_t{row.dst_asn}) : FieldValue(Null{})});
     out.push_back({"dst_org", name_or_null(snap, row.dst_org)});
     out.push_back({"pid", row.pid ? FieldValue(std::uint64_t{row.pid}) : FieldValue(Null{})});
     out.push_back({"comm", name_or_null(snap, row.comm)});
@@ -95,8 +104,28 @@ void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
     out.push_back({"user", name_or_null(snap, row.user)});
     out.push_back({"container", name_or_null(snap, row.container)});
     // True when no socket on this host owns the flow and neither end is local: routed through.
-    out.push_back({"forwarded", row.forwarded});
+    // Null until the attributor has decided (the first frame of a flow, and with --no-proc).
+    out.push_back({"forwarded", row.forwarded_known ? FieldValue(row.forwarded) : Null{}});
     out.push_back({"netns", name_or_null(snap, row.netns)});
+    // The id of the latest alert this flow is evidence of ({"type":"alert"} lines).
+    out.push_back({"alert", row.alert ? FieldValue(std::uint64_t{row.alert}) : FieldValue(Null{})});
+}
+
+std::string addr_port_text(const ct::FlowRecord& ct, const Addr& addr, std::uint16_t port) {
+    std::string host = addr.to_string(ct.family);
+    if (ct.proto == 1 || ct.proto == 58) return host;
+    if (ct.family == Family::ipv6) host = "[" + host + "]";
+    return host + ":" + std::to_string(port);
+}
+
+std::string original_text(const ct::FlowRecord& ct) {
+    return addr_port_text(ct, ct.orig.src, ct.orig.sport) + " \u2192 " +
+           addr_port_text(ct, ct.orig.dst, ct.orig.dport);
+}
+
+std::string translated_text(const ct::FlowRecord& ct) {
+    return addr_port_text(ct, ct.reply.dst, ct.reply.dport) + " \u2192 " +
+           addr_port_text(ct, ct.reply.src, ct.reply.sport);
 }
 
 std::string rfc3339(std::uint64_t realtime_ns) {

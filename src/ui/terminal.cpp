@@ -31,7 +31,8 @@ std::string fit(std::string_view s, std::size_t width, bool right) {
 }
 
 void FakeTerminal::begin_frame() {
-    cells_.assign(static_cast<std::size_t>(height_), std::vector<Cell>(static_cast<std::size_t>(width_)));
+    cells_.assign(static_cast<std::size_t>(height_),
+                  std::vector<Cell>(static_cast<std::size_t>(width_)));
 }
 
 void FakeTerminal::put(int y, int x, std::string_view s, Style style) {

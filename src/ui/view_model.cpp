@@ -7,18 +7,27 @@
 #include <unordered_map>
 
 #include "flowtop/ct/flow_record.hpp"
+#include "flowtop/ui/client_groups.hpp"
+#include "flowtop/ui/table_pressure.hpp"
 
 namespace flowtop::ui {
 
 namespace {
 constexpr std::pair<SortKey, const char*> k_sort_names[] = {
-    {SortKey::rate, "rate"},           {SortKey::orig_rate, "orig_rate"},
-    {SortKey::reply_rate, "reply_rate"}, {SortKey::bytes, "bytes"},
-    {SortKey::orig_bytes, "orig_bytes"}, {SortKey::reply_bytes, "reply_bytes"},
-    {SortKey::age, "age"},             {SortKey::proto, "proto"},
-    {SortKey::state, "state"},         {SortKey::src, "src"},
-    {SortKey::dst, "dst"},             {SortKey::dport, "dport"},
-    {SortKey::process, "process"},     {SortKey::country, "country"},
+    {SortKey::rate, "rate"},
+    {SortKey::orig_rate, "orig_rate"},
+    {SortKey::reply_rate, "reply_rate"},
+    {SortKey::bytes, "bytes"},
+    {SortKey::orig_bytes, "orig_bytes"},
+    {SortKey::reply_bytes, "reply_bytes"},
+    {SortKey::age, "age"},
+    {SortKey::proto, "proto"},
+    {SortKey::state, "state"},
+    {SortKey::src, "src"},
+    {SortKey::dst, "dst"},
+    {SortKey::dport, "dport"},
+    {SortKey::process, "process"},
+    {SortKey::country, "country"},
     {SortKey::flows, "flows"},
 };
 
@@ -30,10 +39,17 @@ std::uint64_t bytes_of(const table::FlowRow& r, bool orig) {
 // Larger-is-first keys compare descending by default; names ascending.
 bool descending_by_default(SortKey k) {
     switch (k) {
-        case SortKey::rate: case SortKey::orig_rate: case SortKey::reply_rate:
-        case SortKey::bytes: case SortKey::orig_bytes: case SortKey::reply_bytes:
-        case SortKey::age: case SortKey::flows: return true;
-        default: return false;
+        case SortKey::rate:
+        case SortKey::orig_rate:
+        case SortKey::reply_rate:
+        case SortKey::bytes:
+        case SortKey::orig_bytes:
+        case SortKey::reply_bytes:
+        case SortKey::age:
+        case SortKey::flows:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -60,12 +76,36 @@ std::optional<SortKey> parse_sort_key(std::string_view name) {
     return std::nullopt;
 }
 
+const char* rate_window_key(RateWindow w) {
+    switch (w) {
+        case RateWindow::tick:
+            return "tick";
+        case RateWindow::s2:
+            return "2s";
+        case RateWindow::s10:
+            return "10s";
+        case RateWindow::s40:
+            return "40s";
+    }
+    return "tick";
+}
+
+std::optional<RateWindow> parse_rate_window(std::string_view key) {
+    for (auto w : {RateWindow::tick, RateWindow::s2, RateWindow::s10, RateWindow::s40})
+        if (key == rate_window_key(w)) return w;
+    return std::nullopt;
+}
+
 const char* rate_window_name(RateWindow w) {
     switch (w) {
-        case RateWindow::tick: return "last tick";
-        case RateWindow::s2: return "2 s";
-        case RateWindow::s10: return "10 s";
-        case RateWindow::s40: return "40 s";
+        case RateWindow::tick:
+            return "last tick";
+        case RateWindow::s2:
+            return "2 s";
+        case RateWindow::s10:
+            return "10 s";
+        case RateWindow::s40:
+            return "40 s";
     }
     return "?";
 }
@@ -93,25 +133,37 @@ struct RowOrder {
     int compare(const table::FlowRow* a, const table::FlowRow* b) const {
         auto three = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
         switch (key) {
-            case SortKey::rate: case SortKey::flows:
+            case SortKey::rate:
+            case SortKey::flows:
                 return three(orig_rate_of(*a, w) + reply_rate_of(*a, w),
                              orig_rate_of(*b, w) + reply_rate_of(*b, w));
-            case SortKey::orig_rate: return three(orig_rate_of(*a, w), orig_rate_of(*b, w));
-            case SortKey::reply_rate: return three(reply_rate_of(*a, w), reply_rate_of(*b, w));
+            case SortKey::orig_rate:
+                return three(orig_rate_of(*a, w), orig_rate_of(*b, w));
+            case SortKey::reply_rate:
+                return three(reply_rate_of(*a, w), reply_rate_of(*b, w));
             case SortKey::bytes:
                 return three(bytes_of(*a, true) + bytes_of(*a, false),
                              bytes_of(*b, true) + bytes_of(*b, false));
-            case SortKey::orig_bytes: return three(bytes_of(*a, true), bytes_of(*b, true));
-            case SortKey::reply_bytes: return three(bytes_of(*a, false), bytes_of(*b, false));
+            case SortKey::orig_bytes:
+                return three(bytes_of(*a, true), bytes_of(*b, true));
+            case SortKey::reply_bytes:
+                return three(bytes_of(*a, false), bytes_of(*b, false));
             case SortKey::age:
                 return three(a->age_s(snap.stats.time_ns), b->age_s(snap.stats.time_ns));
-            case SortKey::proto: return three(a->ct.proto, b->ct.proto);
-            case SortKey::state: return three(a->ct.tcp_state, b->ct.tcp_state);
-            case SortKey::src: return three(a->ct.orig.src, b->ct.orig.src);
-            case SortKey::dst: return three(a->ct.orig.dst, b->ct.orig.dst);
-            case SortKey::dport: return three(a->ct.orig.dport, b->ct.orig.dport);
-            case SortKey::process: return snap.str(a->comm).compare(snap.str(b->comm));
-            case SortKey::country: return snap.str(a->dst_country).compare(snap.str(b->dst_country));
+            case SortKey::proto:
+                return three(a->ct.proto, b->ct.proto);
+            case SortKey::state:
+                return three(a->ct.tcp_state, b->ct.tcp_state);
+            case SortKey::src:
+                return three(a->ct.orig.src, b->ct.orig.src);
+            case SortKey::dst:
+                return three(a->ct.orig.dst, b->ct.orig.dst);
+            case SortKey::dport:
+                return three(a->ct.orig.dport, b->ct.orig.dport);
+            case SortKey::process:
+                return snap.str(a->comm).compare(snap.str(b->comm));
+            case SortKey::country:
+                return snap.str(a->dst_country).compare(snap.str(b->dst_country));
         }
         return 0;
     }
@@ -138,12 +190,28 @@ void sort_rows(std::vector<const table::FlowRow*>& rows, const table::Snapshot& 
     }
 }
 
+Tab next_tab(Tab tab) {
+    for (int i = 0; i < k_tab_count; ++i)
+        if (k_tab_order[i] == tab) return k_tab_order[(i + 1) % k_tab_count];
+    return Tab::flows;
+}
+
 const char* tab_name(Tab tab) {
     switch (tab) {
-        case Tab::flows: return "Flows";
-        case Tab::processes: return "Processes";
-        case Tab::hosts: return "Hosts";
-        case Tab::countries: return "Countries";
+        case Tab::clients:
+            return "Clients";
+        case Tab::flows:
+            return "Flows";
+        case Tab::processes:
+            return "Processes";
+        case Tab::hosts:
+            return "Hosts";
+        case Tab::countries:
+            return "Countries";
+        case Tab::alerts:
+            return "Alerts";
+        case Tab::table:
+            return "Table";
     }
     return "?";
 }
@@ -181,8 +249,8 @@ void ViewModel::refresh(std::size_t visible) {
         groups_.clear();
         return;
     }
-    const bool same_input = snap_.get() == last_snap_ && filter_.text() == last_filter_ &&
-                            settings_ == last_settings_;
+    const bool same_input =
+        snap_.get() == last_snap_ && filter_.text() == last_filter_ && settings_ == last_settings_;
     if (!same_input) {
         matched_.clear();
         for (const auto& row : snap_->rows)
@@ -207,7 +275,8 @@ void ViewModel::refresh(std::size_t visible) {
                                [&](auto* r) { return ct::flow_key(r->ct) == *selected_id_; });
         if (it != matched_.end()) {
             const table::FlowRow* target = *it;
-            const RowOrder less = order_for(*snap_, settings_.sort, settings_.reverse, settings_.window);
+            const RowOrder less =
+                order_for(*snap_, settings_.sort, settings_.reverse, settings_.window);
             std::size_t rank = 0;
             for (const auto* r : matched_)
                 if (less(r, target)) ++rank;
@@ -225,12 +294,66 @@ void ViewModel::refresh(std::size_t visible) {
     if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
 }
 
+void ViewModel::build_alerts() {
+    alerts_.clear();
+    if (!snap_->alerts) return;
+    const auto& log = snap_->alerts->alerts;
+    for (auto it = log.rbegin(); it != log.rend(); ++it) {
+        const auto& a = *it;
+        if (cleared(a->id)) continue;
+        Group g;
+        g.key = "#" + std::to_string(a->id);
+        g.filter = "alert:" + std::to_string(a->id);
+        g.flows = a->count;
+        g.detail = a->message;
+        groups_.push_back(std::move(g));
+        alerts_.push_back(a);
+    }
+}
+
+const table::Alert* ViewModel::selected_alert() const {
+    if (settings_.tab != Tab::alerts || selected_ >= alerts_.size()) return nullptr;
+    return alerts_[selected_].get();
+}
+
+void ViewModel::acknowledge_all() {
+    if (snap_ && snap_->alerts && !snap_->alerts->alerts.empty())
+        acked_upto_ = snap_->alerts->alerts.back()->id;
+}
+
+void ViewModel::clear_all() {
+    if (snap_ && snap_->alerts && !snap_->alerts->alerts.empty())
+        cleared_upto_ = snap_->alerts->alerts.back()->id;
+}
+
+std::size_t ViewModel::unacknowledged() const {
+    if (!snap_ || !snap_->alerts) return 0;
+    std::size_t n = 0;
+    for (const auto& a : snap_->alerts->alerts)
+        if (!acknowledged(a->id) && !cleared(a->id)) ++n;
+    return n;
+}
+
 void ViewModel::build_groups() {
+    if (settings_.tab == Tab::alerts) return build_alerts();
+    if (settings_.tab == Tab::table) {
+        // Entries, not traffic: the table's consumers in their fixed order of kinds.
+        for (auto& c : table_consumers(*snap_, matched_)) {
+            Group g;
+            g.key = c.key;
+            g.filter = c.filter;
+            g.flows = c.entries;
+            g.detail = c.by;
+            groups_.push_back(std::move(g));
+        }
+        return;
+    }
+    if (settings_.tab == Tab::clients) return build_clients();
     std::unordered_map<std::string, std::size_t> index;
     std::map<std::string, std::map<std::string, std::uint64_t>> processes_by_group;
     const auto& snap = *snap_;
     for (const auto* r : matched_) {
-        std::string key, filter;
+        std::string key, filter, scope;
         switch (settings_.tab) {
             case Tab::processes:
                 if (r->pid) {
@@ -245,14 +368,18 @@ void ViewModel::build_groups() {
                 break;
             case Tab::hosts: {
                 const auto& ct = r->ct;
-                const bool src_local = local_.contains(ct.orig.src);
-                const Addr& remote = src_local ? ct.orig.dst
-                                     : local_.contains(ct.orig.dst) ? ct.orig.src
-                                                                    : ct.orig.dst;
+                const bool src_local = local_.contains(ct.family, ct.orig.src);
+                const Addr& remote = src_local                                 ? ct.orig.dst
+                                     : local_.contains(ct.family, ct.orig.dst) ? ct.orig.src
+                                                                               : ct.orig.dst;
                 const std::string addr = remote.to_string(ct.family);
-                const auto name = &remote == &ct.orig.dst ? snap.str(r->dst_name) : snap.str(r->src_name);
+                const auto name =
+                    &remote == &ct.orig.dst ? snap.str(r->dst_name) : snap.str(r->src_name);
                 key = name.empty() ? addr : std::string(name) + " (" + addr + ")";
                 filter = "host:" + addr;
+                scope = local_.contains(ct.family, remote) ? "local"
+                        : local_.is_lan(ct.family, remote) ? "LAN"
+                                                           : "remote";
                 break;
             }
             case Tab::countries: {
@@ -261,13 +388,18 @@ void ViewModel::build_groups() {
                 if (!cc.empty()) filter = "cc:" + key;
                 break;
             }
-            case Tab::flows: return;
+            case Tab::flows:
+            case Tab::alerts:
+            case Tab::table:
+            case Tab::clients:
+                return;
         }
         auto [it, inserted] = index.emplace(key, groups_.size());
         if (inserted) {
             Group g;
             g.key = key;
             g.filter = filter;
+            g.scope = scope;
             groups_.push_back(std::move(g));
         }
         Group& g = groups_[it->second];
@@ -277,6 +409,7 @@ void ViewModel::build_groups() {
         g.orig_rate += orig_rate_of(*r, settings_.window);
         g.reply_rate += reply_rate_of(*r, settings_.window);
         if (settings_.tab == Tab::countries) {
+            if (g.name.empty()) g.name = std::string(snap.str(r->dst_country_name));
             auto comm = snap.str(r->comm);
             processes_by_group[key][comm.empty() ? "unknown" : std::string(comm)] +=
                 bytes_of(*r, true) + bytes_of(*r, false);
@@ -291,22 +424,63 @@ void ViewModel::build_groups() {
         for (std::size_t i = 0; i < top.size() && i < 3; ++i)
             g.detail += (i ? ", " : "") + top[i].second;
     }
+    sort_groups();
+}
+
+void ViewModel::build_clients() {
+    for (auto& c : group_by_client(*snap_, matched_, local_, leases_)) {
+        Group g;
+        g.key = client_label(c);
+        g.filter = "client:" + c.address;
+        g.flows = c.flows;
+        // The client's own directions: up is what it sends, down what it receives.
+        g.orig_bytes = c.sent_bytes;
+        g.reply_bytes = c.received_bytes;
+        const auto w = settings_.window;
+        g.orig_rate = w == RateWindow::tick ? c.sent_rate : c.sent_rate_avg[static_cast<int>(w)];
+        g.reply_rate =
+            w == RateWindow::tick ? c.received_rate : c.received_rate_avg[static_cast<int>(w)];
+        for (std::size_t i = 0; i < c.destinations.size(); ++i)
+            g.detail += (i ? ", " : "") + c.destinations[i];
+        for (std::size_t i = 0; i < c.countries.size(); ++i)
+            g.countries += (i ? " " : "") + c.countries[i];
+        g.scope = c.local ? "local" : "LAN";
+        groups_.push_back(std::move(g));
+    }
+    sort_groups();
+}
+
+void ViewModel::sort_groups() {
     const bool desc = descending_by_default(settings_.sort) != settings_.reverse;
     const SortKey key = settings_.sort;
     std::sort(groups_.begin(), groups_.end(), [&](const Group& a, const Group& b) {
         auto three = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
         int cmp = 0;
         switch (key) {
-            case SortKey::flows: cmp = three(a.flows, b.flows); break;
-            case SortKey::orig_rate: cmp = three(a.orig_rate, b.orig_rate); break;
-            case SortKey::reply_rate: cmp = three(a.reply_rate, b.reply_rate); break;
+            case SortKey::flows:
+                cmp = three(a.flows, b.flows);
+                break;
+            case SortKey::orig_rate:
+                cmp = three(a.orig_rate, b.orig_rate);
+                break;
+            case SortKey::reply_rate:
+                cmp = three(a.reply_rate, b.reply_rate);
+                break;
             case SortKey::bytes:
                 cmp = three(a.orig_bytes + a.reply_bytes, b.orig_bytes + b.reply_bytes);
                 break;
-            case SortKey::orig_bytes: cmp = three(a.orig_bytes, b.orig_bytes); break;
-            case SortKey::reply_bytes: cmp = three(a.reply_bytes, b.reply_bytes); break;
-            case SortKey::rate: cmp = three(a.orig_rate + a.reply_rate, b.orig_rate + b.reply_rate); break;
-            default: cmp = -a.key.compare(b.key); break;  // names ascending
+            case SortKey::orig_bytes:
+                cmp = three(a.orig_bytes, b.orig_bytes);
+                break;
+            case SortKey::reply_bytes:
+                cmp = three(a.reply_bytes, b.reply_bytes);
+                break;
+            case SortKey::rate:
+                cmp = three(a.orig_rate + a.reply_rate, b.orig_rate + b.reply_rate);
+                break;
+            default:
+                cmp = -a.key.compare(b.key);
+                break;  // names ascending
         }
         if (cmp != 0) return desc ? cmp > 0 : cmp < 0;
         return a.key < b.key;
@@ -315,8 +489,10 @@ void ViewModel::build_groups() {
 
 void ViewModel::pin_selection() {
     if (settings_.tab == Tab::flows) {
-        if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
-        else selected_id_.reset();
+        if (selected_ < sorted_.size())
+            selected_id_ = ct::flow_key(sorted_[selected_]->ct);
+        else
+            selected_id_.reset();
         return;
     }
     if (selected_key_) {
@@ -337,8 +513,10 @@ void ViewModel::move_selection(long delta, std::size_t visible) {
     if (visible && selected_ >= scroll_ + visible) scroll_ = selected_ - visible + 1;
     if (settings_.tab == Tab::flows) {
         // Beyond the sorted part the next refresh sorts further and pins the flow there.
-        if (selected_ < sorted_.size()) selected_id_ = ct::flow_key(sorted_[selected_]->ct);
-        else selected_id_.reset();
+        if (selected_ < sorted_.size())
+            selected_id_ = ct::flow_key(sorted_[selected_]->ct);
+        else
+            selected_id_.reset();
     } else if (selected_ < groups_.size()) {
         selected_key_ = groups_[selected_].key;
     }

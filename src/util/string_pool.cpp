@@ -1,10 +1,18 @@
 #include "flowtop/util/string_pool.hpp"
 
+#include "flowtop/util/text.hpp"
+
 namespace flowtop {
 
 StringPool::StringPool() { intern(""); }  // id 0 is the empty "unknown" string
 
 StrId StringPool::intern(std::string_view s) {
+    // The one door every shown string comes through: what others control (process names,
+    // command lines, PTR answers, mmdb and conf strings) is made harmless here, once.
+    if (!is_clean(s)) {
+        const std::string clean = sanitize(s);
+        return intern(clean);
+    }
     if (auto it = index_.find(s); it != index_.end()) return it->second;
     std::size_t id = count_.load(std::memory_order_relaxed);
     std::size_t chunk = id >> k_chunk_bits;

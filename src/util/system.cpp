@@ -7,17 +7,30 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <fstream>
 #include <string>
 #include <string_view>
 
 #include "flowtop/util/error.hpp"
 #include "flowtop/util/handle.hpp"
+#include "flowtop/util/os.hpp"
 
 namespace flowtop {
+
+void check_standard_streams() {
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        if (fd == STDOUT_FILENO) throw Error("cannot write the output: standard output is closed");
+        int null_fd = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+        if (null_fd >= 0 && null_fd != fd) {
+            dup2(null_fd, fd);
+            close(null_fd);
+        }
+    }
+}
 
 bool has_net_admin() noexcept {
     constexpr int k_cap_net_admin = 12;
@@ -38,7 +51,8 @@ void require_net_admin() {
     if (!has_net_admin())
         throw Error(
             "needs root (CAP_NET_ADMIN) to read the kernel's connection tracking table "
-            "and to turn on byte accounting: run it with sudo, e.g. 'sudo flowtop'");
+            "and to turn on byte accounting: run it with sudo, e.g. 'sudo flowtop', or give a "
+            "copy of it that capability (setcap, see CAPABILITIES in flowtop(8))");
 }
 
 void enter_netns(const std::string& name) {
@@ -49,7 +63,7 @@ void enter_netns(const std::string& name) {
             throw Error("network namespace '" + name + "' does not exist (see 'ip netns list')");
         throw Error(errno_message("cannot open network namespace '" + name + "'", errno));
     }
-    if (setns(fd.get(), CLONE_NEWNET) != 0)
+    if (os::setns(fd.get(), CLONE_NEWNET) != 0)
         throw Error(errno_message("cannot enter network namespace '" + name + "'", errno));
 }
 
@@ -72,7 +86,7 @@ std::uint64_t parse_netns_link(const std::string& link) noexcept {
 
 std::uint64_t netns_link_inode(const std::string& link_path) noexcept {
     char buf[64];
-    const ssize_t n = readlink(link_path.c_str(), buf, sizeof buf - 1);
+    const ssize_t n = os::readlink(link_path.c_str(), buf, sizeof buf - 1);
     if (n <= 0) return 0;
     return parse_netns_link(std::string(buf, static_cast<std::size_t>(n)));
 }
@@ -88,9 +102,10 @@ std::uint64_t netns_inode(const std::string& path) noexcept {
     return stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
-ScopedNetns::ScopedNetns(int netns_fd) : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+ScopedNetns::ScopedNetns(int netns_fd)
+    : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
     if (!home_) throw Error(errno_message("cannot open this thread's network namespace", errno));
-    if (setns(netns_fd, CLONE_NEWNET) != 0)
+    if (os::setns(netns_fd, CLONE_NEWNET) != 0)
         throw Error(errno_message("cannot enter a network namespace", errno));
 }
 

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <set>
 
-#include "flowtop/enrich/proc_info.hpp"
+#include "flowtop/util/procfs.hpp"
 #include "harness.hpp"
 
 using namespace flowtop::test;
@@ -36,7 +36,7 @@ std::string read_text(const std::string& path) {
 // else the inode as lsns and /proc show it.
 std::string process_namespace_label(pid_t pid) {
     const std::string dir = "/proc/" + std::to_string(pid);
-    std::string label = flowtop::enrich::container_of_cgroup(read_text(dir + "/cgroup"));
+    std::string label = flowtop::container_of_cgroup(read_text(dir + "/cgroup"));
     if (!label.empty()) return label;
     std::string link;
     sh("readlink " + dir + "/ns/net", &link);
@@ -52,7 +52,7 @@ std::set<std::string> labels_of(const std::vector<Json>& flows) {
 }
 
 class AllNetns : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         host_acct_ = host_sysctl(k_acct);
         host_ts_ = host_sysctl(k_ts);
@@ -116,22 +116,24 @@ TEST_F(AllNetns, ShowsEachNamespacesFlowsLabelledAndPicksUpNewOnes) {
     const std::string program = dir + "/" + marker + ".py", setup = dir + "/" + marker + ".sh";
     // Only flows born while accounting is on carry counters: the program waits (bounded) for
     // flowtop to turn it on in its new namespace before it sends.
-    std::ofstream(program) << "import socket, time\n"
-                              "for i in range(200):\n"
-                              "    if open('/proc/sys/net/netfilter/nf_conntrack_acct').read().strip() == '1':\n"
-                              "        break\n"
-                              "    time.sleep(0.05)\n"
-                              "r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                              "r.bind(('192.0.2.1', 5353))\n"
-                              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                              "s.connect(('192.0.2.1', 5353))\n"
-                              "for i in range(150):\n"
-                              "    s.send(b'x' * 100)\n"
-                              "    time.sleep(0.1)\n";
+    std::ofstream(program)
+        << "import socket, time\n"
+           "for i in range(200):\n"
+           "    if open('/proc/sys/net/netfilter/nf_conntrack_acct').read().strip() == '1':\n"
+           "        break\n"
+           "    time.sleep(0.05)\n"
+           "r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "r.bind(('192.0.2.1', 5353))\n"
+           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "s.connect(('192.0.2.1', 5353))\n"
+           "for i in range(150):\n"
+           "    s.send(b'x' * 100)\n"
+           "    time.sleep(0.1)\n";
     std::ofstream(setup) << "set -e\nip link set lo up\nip addr add 192.0.2.1/32 dev lo\n"
                             "nft 'add table inet t; add chain inet t out { type filter hook "
                             "output priority 0; }; add rule inet t out ct state new,established "
-                            "accept'\nexec python3 " << program << " " << marker << "\n";
+                            "accept'\nexec python3 "
+                         << program << " " << marker << "\n";
     must("nsenter -t " + std::to_string(inside) + " -m -p -- unshare -n -- sh " + setup +
          " >/dev/null 2>&1 &");
     pid_t third = -1;

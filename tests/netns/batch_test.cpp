@@ -45,7 +45,7 @@ Json find_flow(Flowtop& ft, const std::string& proto, int dport, int frames,
 constexpr long long k_one_packet = 1600;  // a full-size segment with headers, and then some
 
 class Batch : public ::testing::Test {
-protected:
+  protected:
     TestNet net;
 };
 
@@ -147,7 +147,8 @@ TEST_F(Batch, DeletedFlowAppearsOnceMoreClosedThenNoMore) {
     Flowtop ft(net.a, {"-o", "json", "-c", "20", "-t", "0.5"});
     ASSERT_TRUE(ft.next_frame());
     must(net.b.exec("sh -c 'head -c 2000 /dev/zero | socat -u - UDP:198.51.100.1:5354'"));
-    Json seen = find_flow(ft, "udp", 5354, 6, [](const Json& f) { return !f["orig_bytes"].is_null(); });
+    Json seen =
+        find_flow(ft, "udp", 5354, 6, [](const Json& f) { return !f["orig_bytes"].is_null(); });
     ASSERT_FALSE(seen.is_null());
     must(net.a.exec("conntrack -D -p udp --dport 5354 >/dev/null 2>&1"));
     int closed_frames = 0;
@@ -207,12 +208,13 @@ TEST_F(Batch, FamilyAndProtocolFlagsKeepExactlyTheirFlows) {
         std::multiset<std::string> seen;
         if (f)
             for (const auto& flow : f->flows)
-                seen.insert(flow["proto"].get<std::string>() + "/" + flow["family"].get<std::string>());
+                seen.insert(flow["proto"].get<std::string>() + "/" +
+                            flow["family"].get<std::string>());
         return seen;
     };
     using Set = std::multiset<std::string>;
-    EXPECT_EQ(frame_with({}), (Set{"tcp/ipv4", "tcp/ipv6", "udp/ipv4", "udp/ipv6", "icmp/ipv4",
-                                    "icmpv6/ipv6"}));
+    EXPECT_EQ(frame_with({}),
+              (Set{"tcp/ipv4", "tcp/ipv6", "udp/ipv4", "udp/ipv6", "icmp/ipv4", "icmpv6/ipv6"}));
     EXPECT_EQ(frame_with({"-4"}), (Set{"tcp/ipv4", "udp/ipv4", "icmp/ipv4"}));
     EXPECT_EQ(frame_with({"-6"}), (Set{"tcp/ipv6", "udp/ipv6", "icmpv6/ipv6"}));
     EXPECT_EQ(frame_with({"-T"}), (Set{"tcp/ipv4", "tcp/ipv6"}));
@@ -271,9 +273,7 @@ TEST_F(Batch, ThreeFramesComeAboutASecondApart) {
     EXPECT_EQ(ft.wait(), 0);
 }
 
-TEST_F(Batch, RateOfAnOngoingTransferMatchesTheTraffic) {
-    rates_follow_paced_traffic(net, {});
-}
+TEST_F(Batch, RateOfAnOngoingTransferMatchesTheTraffic) { rates_follow_paced_traffic(net, {}); }
 
 TEST_F(Batch, BusyFlowsKeepExactRatesBetweenFullSweeps) {
     // With full sweeps 30 s apart, only the batched re-read of busy flows feeds the rates.
@@ -293,7 +293,8 @@ TEST_F(Batch, CsvAndTableFormatsDescribeTheSameFlow) {
     TcpTransfer t(net, false, 6100, 1000, 1000);
     std::string csv, table;
     must(net.a.exec(std::string(FLOWTOP_BINARY) + " -o csv -c 1 > /tmp/ftt-csv-" + net.a.name()));
-    must(net.a.exec(std::string(FLOWTOP_BINARY) + " --batch -c 1 > /tmp/ftt-table-" + net.a.name()));
+    must(
+        net.a.exec(std::string(FLOWTOP_BINARY) + " --batch -c 1 > /tmp/ftt-table-" + net.a.name()));
     sh("cat /tmp/ftt-csv-" + net.a.name(), &csv);
     sh("cat /tmp/ftt-table-" + net.a.name(), &table);
     sh("rm -f /tmp/ftt-csv-" + net.a.name() + " /tmp/ftt-table-" + net.a.name());

@@ -1,7 +1,5 @@
 // GeoIP, services and reverse DNS as a user sees them: flowtop's JSON for real flows in a test
 // namespace, with fixture databases and a real dnsmasq.
-#include "enrich_netns.hpp"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,25 +10,17 @@
 #include <sstream>
 #include <thread>
 
-#include "../unit/mmdb_writer.hpp"
+#include "harness.hpp"
+#include "mmdb_writer.hpp"
+#include "temp_dir.hpp"
 
+using flowtop::test::capture;
+using flowtop::test::must;
+using flowtop::test::NetnsPair;
+using flowtop::test::TempDir;
 using nlohmann::json;
 
 namespace {
-
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "fte-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::string path;
-};
 
 struct Output {
     std::vector<json> frames;
@@ -60,22 +50,19 @@ const json* find_flow(const Output& out, const std::string& dst, const std::stri
     return nullptr;
 }
 
-bool root() { return ::geteuid() == 0; }
-
 }  // namespace
 
 TEST(EnrichNetns, JsonCarriesCountryCityAsnAndServiceOfRealFlows) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("g");
+    NetnsPair ns;
     TempDir dir;
     auto [city, asn] = flowtop::test::write_maxmind_fixtures(dir.path);
     // Real flows: ICMP both families, UDP to the DNS port (refused, still tracked).
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
-    fte::sh("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
-    auto out = parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                               " -o json -c 2 -t 0.2 -n --geoip-db " + city +
-                                               " --geoip-db " + asn)));
+    must(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    must(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
+    must("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
+    auto out = parse(
+        capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 2 -t 0.2 -n --geoip-db " +
+                             city + " --geoip-db " + asn)));
     ASSERT_EQ(out.frames.size(), 2u);
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
@@ -96,12 +83,11 @@ TEST(EnrichNetns, JsonCarriesCountryCityAsnAndServiceOfRealFlows) {
 }
 
 TEST(EnrichNetns, NoGeoipFlagLeavesCountriesEmpty) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("G");
+    NetnsPair ns;
     TempDir dir;
     auto [city, asn] = flowtop::test::write_maxmind_fixtures(dir.path);
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    auto out = parse(fte::capture(
+    must(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    auto out = parse(capture(
         ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 1 -n -G --geoip-db " + city)));
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
@@ -110,15 +96,13 @@ TEST(EnrichNetns, NoGeoipFlagLeavesCountriesEmpty) {
 }
 
 TEST(EnrichNetns, CorruptDatabaseIsNamedAndFlowtopRunsOn) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("c");
+    NetnsPair ns;
     TempDir dir;
     auto [city, asn] = flowtop::test::write_maxmind_fixtures(dir.path);
     std::filesystem::resize_file(city, std::filesystem::file_size(city) - 40);
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    auto text =
-        fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 1 -n --geoip-db " +
-                                  city + " --geoip-db " + asn + " 2>&1"));
+    must(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    auto text = capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 1 -n --geoip-db " +
+                                     city + " --geoip-db " + asn + " 2>&1"));
     EXPECT_NE(text.find(city), std::string::npos) << text;
     // The notice is on stderr (merged here); the frames still come, with the ASN db's answer.
     std::string json_only;
@@ -132,21 +116,20 @@ TEST(EnrichNetns, CorruptDatabaseIsNamedAndFlowtopRunsOn) {
 }
 
 TEST(EnrichNetns, ReverseDnsNamesFromDnsmasqAppearInDstName) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("d");
+    NetnsPair ns;
     ns.set_resolver("198.51.100.2");
-    fte::sh(ns.in_server(
+    must(ns.in_server(
         "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces "
         "--listen-address=198.51.100.2 --except-interface=lo --pid-file= "
         "--ptr-record=2.100.51.198.in-addr.arpa,server.fte.test "
         "--ptr-record=1.100.51.198.in-addr.arpa,client.fte.test "
         "--ptr-record=2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa,"
         "server6.fte.test"));
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
+    must(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    must(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
     // Names arrive asynchronously: a few frames, the last must carry them.
     auto out =
-        parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 6 -t 0.3 -G")));
+        parse(capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 6 -t 0.3 -G")));
     ASSERT_EQ(out.frames.size(), 6u);
     const json* v4 = find_flow(out, "198.51.100.2", "icmp");
     ASSERT_NE(v4, nullptr);
@@ -158,28 +141,27 @@ TEST(EnrichNetns, ReverseDnsNamesFromDnsmasqAppearInDstName) {
 }
 
 TEST(EnrichNetns, SilentDnsServerDoesNotDelayFrames) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("s");
+    NetnsPair ns;
     ns.set_resolver("198.51.100.2");
     // The server swallows DNS queries: no answer, no ICMP refusal, every query times out.
-    fte::sh(
+    must(
         ns.in_server("nft 'add table inet fte; add chain inet fte in { type filter hook input "
                      "priority 0; }; add rule inet fte in udp dport 53 drop'"));
     // 1000 flows to distinct destinations, each a name query that never gets an answer. They
     // go through the server as gateway with a fixed neighbour entry: sending to 1000 on-link
     // addresses would wait on neighbour discovery for each.
-    std::string mac = fte::capture(ns.in_server("cat /sys/class/net/v1/address"));
+    std::string mac = capture(ns.in_server("cat /sys/class/net/v1/address"));
     mac.erase(mac.find_last_not_of("\n") + 1);
-    fte::sh("ip -n " + ns.client + " neigh replace 2001:db8:1::2 lladdr " + mac +
-            " dev v0 nud permanent");
-    fte::sh("ip -n " + ns.client + " route add 2001:db8:2::/64 via 2001:db8:1::2 dev v0");
-    fte::sh(ns.in_client(
+    must("ip -n " + ns.client + " neigh replace 2001:db8:1::2 lladdr " + mac +
+         " dev v0 nud permanent");
+    must("ip -n " + ns.client + " route add 2001:db8:2::/64 via 2001:db8:1::2 dev v0");
+    must(ns.in_client(
         "python3 -c \"import socket\n"
         "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
         "for i in range(1000): s.sendto(b'x', ('2001:db8:2::%x' % (0x1000 + i), 9))\""));
     const double interval = 0.25;
     auto out =
-        parse(fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 8 -t 0.25 -G")));
+        parse(capture(ns.in_client(std::string(FLOWTOP_BINARY) + " -o json -c 8 -t 0.25 -G")));
     ASSERT_EQ(out.frames.size(), 8u);
     EXPECT_GE(out.flows.size(), 1000u);
     for (std::size_t i = 1; i < out.frames.size(); ++i) {
@@ -192,15 +174,14 @@ TEST(EnrichNetns, SilentDnsServerDoesNotDelayFrames) {
 }
 
 TEST(EnrichNetns, GroupCountryCountsFlowsPerDestinationCountry) {
-    if (!root()) GTEST_SKIP() << "needs root";
-    fte::NetnsPair ns("k");
+    NetnsPair ns;
     TempDir dir;
     auto [city, asn] = flowtop::test::write_dbip_fixtures(dir.path);
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
-    fte::sh("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
-    fte::sh(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
-    auto text = fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                          " -o json -c 1 -n --group country --geoip-db " + city));
+    must(ns.in_client("ping -c2 -i0.2 -W1 198.51.100.2 >/dev/null || true"));
+    must("echo hi | " + ns.in_client("socat -u - UDP:198.51.100.2:53 2>/dev/null"));
+    must(ns.in_client("ping -c2 -i0.2 -W1 2001:db8:1::2 >/dev/null || true"));
+    auto text = capture(ns.in_client(std::string(FLOWTOP_BINARY) +
+                                     " -o json -c 1 -n --group country --geoip-db " + city));
     std::map<std::string, json> rows;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
@@ -212,8 +193,8 @@ TEST(EnrichNetns, GroupCountryCountsFlowsPerDestinationCountry) {
     ASSERT_EQ(rows.count("JP"), 1u) << text;
     EXPECT_EQ(rows["NL"]["flows"], 2);
     EXPECT_EQ(rows["JP"]["flows"], 1);
-    auto csv = fte::capture(ns.in_client(std::string(FLOWTOP_BINARY) +
-                                         " -o csv -c 1 -n --group country --geoip-db " + city));
+    auto csv = capture(ns.in_client(std::string(FLOWTOP_BINARY) +
+                                    " -o csv -c 1 -n --group country --geoip-db " + city));
     EXPECT_EQ(csv.rfind("ts,country,flows,orig_bytes,reply_bytes,orig_rate,reply_rate\n", 0), 0u);
     EXPECT_NE(csv.find(",NL,2,"), std::string::npos) << csv;
 }

@@ -14,7 +14,7 @@ const char* k_acct = "net.netfilter.nf_conntrack_acct";
 const char* k_ts = "net.netfilter.nf_conntrack_timestamp";
 
 class Guard : public ::testing::TestWithParam<int> {
-protected:
+  protected:
     void SetUp() override {
         net.a.set_sysctl(k_acct, "0");
         net.a.set_sysctl(k_ts, "0");
@@ -24,14 +24,22 @@ protected:
 
 std::string signal_name(const ::testing::TestParamInfo<int>& info) {
     switch (info.param) {
-        case SIGINT: return "SIGINT";
-        case SIGTERM: return "SIGTERM";
-        case SIGHUP: return "SIGHUP";
-        case SIGQUIT: return "SIGQUIT";
-        case SIGSEGV: return "SIGSEGV";
-        case SIGABRT: return "SIGABRT";
-        case SIGBUS: return "SIGBUS";
-        default: return "signal" + std::to_string(info.param);
+        case SIGINT:
+            return "SIGINT";
+        case SIGTERM:
+            return "SIGTERM";
+        case SIGHUP:
+            return "SIGHUP";
+        case SIGQUIT:
+            return "SIGQUIT";
+        case SIGSEGV:
+            return "SIGSEGV";
+        case SIGABRT:
+            return "SIGABRT";
+        case SIGBUS:
+            return "SIGBUS";
+        default:
+            return "signal" + std::to_string(info.param);
     }
 }
 

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 namespace flowtop::test {
@@ -38,9 +39,33 @@ std::string must(const std::string& command) {
     return out;
 }
 
+std::string capture(const std::string& command) {
+    std::string out;
+    sh(command, &out);
+    return out;
+}
+
 namespace {
 std::atomic<int> g_namespaces{0};
-}
+
+// The namespace tests make namespaces, links and nft rules: without root (or without the
+// tools) they skip, each saying why, rather than fail.
+class NeedsRootAndTools : public ::testing::Environment {
+  public:
+    void SetUp() override {
+        if (geteuid() != 0)
+            GTEST_SKIP() << "the network-namespace tests need root (run ./scripts/test, which "
+                            "uses sudo)";
+        for (const char* tool : {"ip", "nft", "conntrack"})
+            if (sh(std::string("command -v ") + tool + " >/dev/null") != 0)
+                GTEST_SKIP() << "the network-namespace tests need " << tool
+                             << " (./scripts/test installs it)";
+    }
+};
+// GoogleTest takes ownership of registered environments.
+[[maybe_unused]] ::testing::Environment* const g_needs_root =
+    ::testing::AddGlobalTestEnvironment(new NeedsRootAndTools);
+}  // namespace
 
 Namespace::Namespace(const std::string& role)
     : name_("ftt" + role + std::to_string(getpid()) + "n" + std::to_string(g_namespaces++)) {
@@ -90,12 +115,82 @@ TestNet::TestNet() {
     for (const Namespace* ns : {&a, &b}) {
         must("ip -n " + ns->name() + " link set eth0 up");
         // Conntrack tracks in a namespace only once a rule uses it.
-        must(ns->exec("nft -f - <<'EOF'\n"
-                      "table inet fttest {\n"
-                      "  chain in { type filter hook input priority 0; ct state new,established,related accept; }\n"
-                      "  chain out { type filter hook output priority 0; ct state new,established,related accept; }\n"
-                      "}\nEOF"));
+        must(
+            ns->exec("nft -f - <<'EOF'\n"
+                     "table inet fttest {\n"
+                     "  chain in { type filter hook input priority 0; ct state "
+                     "new,established,related accept; }\n"
+                     "  chain out { type filter hook output priority 0; ct state "
+                     "new,established,related accept; }\n"
+                     "}\nEOF"));
     }
+}
+
+NetnsPair::NetnsPair() {
+    must("ip -n " + client + " link add v0 type veth peer name v1 netns " + server);
+    must("ip -n " + client + " addr add 198.51.100.1/24 dev v0");
+    must("ip -n " + server + " addr add 198.51.100.2/24 dev v1");
+    must("ip -n " + client + " addr add 2001:db8:1::1/64 dev v0 nodad");
+    must("ip -n " + server + " addr add 2001:db8:1::2/64 dev v1 nodad");
+    must("ip -n " + client + " link set v0 up");
+    must("ip -n " + server + " link set v1 up");
+    must(client_ns.exec(
+        "nft 'add table inet fte; add chain inet fte out { type filter hook output priority 0; "
+        "}; add rule inet fte out ct state new,established accept'"));
+}
+
+NetnsPair::~NetnsPair() {
+    if (!made_etc_) return;
+    std::error_code ec;
+    std::filesystem::remove_all("/etc/netns/" + client, ec);
+}
+
+void NetnsPair::set_resolver(const std::string& nameserver) {
+    std::filesystem::create_directories("/etc/netns/" + client);
+    made_etc_ = true;
+    must("printf 'nameserver " + nameserver + "\\noptions timeout:1 attempts:1\\n' > /etc/netns/" +
+         client + "/resolv.conf");
+}
+
+RouterNet::RouterNet() {
+    for (const Namespace* ns : {&client, &router, &server}) {
+        // Without DAD the addresses are usable at once: IPv6 forwarding works from the first
+        // packet.
+        must(
+            ns->exec("sysctl -qw net.ipv6.conf.default.accept_dad=0 "
+                     "net.ipv6.conf.all.accept_dad=0"));
+        // Conntrack is active in a namespace only once a rule uses it.
+        must(
+            ns->exec("nft 'table inet ftr { chain i { type filter hook input priority 0; "
+                     "ct state new accept; }; chain o { type filter hook output priority 0; "
+                     "ct state new accept; }; chain f { type filter hook forward priority 0; "
+                     "ct state new accept; }; }'"));
+    }
+    must("ip link add c0 netns " + client.name() + " type veth peer name r0 netns " +
+         router.name());
+    must("ip link add s0 netns " + server.name() + " type veth peer name r1 netns " +
+         router.name());
+    auto ip = [](const Namespace& ns, const std::string& args) {
+        must("ip -n " + ns.name() + " " + args);
+    };
+    ip(client, "addr add 192.0.2.1/24 dev c0");
+    ip(client, "addr add 2001:db8:1::1/64 dev c0 nodad");
+    ip(router, "addr add 192.0.2.254/24 dev r0");
+    ip(router, "addr add 2001:db8:1::ff/64 dev r0 nodad");
+    ip(router, "addr add 198.51.100.254/24 dev r1");
+    ip(router, "addr add 2001:db8:2::ff/64 dev r1 nodad");
+    ip(server, "addr add 198.51.100.1/24 dev s0");
+    ip(server, "addr add 2001:db8:2::1/64 dev s0 nodad");
+    ip(client, "link set c0 up");
+    ip(router, "link set r0 up");
+    ip(router, "link set r1 up");
+    ip(server, "link set s0 up");
+    ip(client, "route add default via 192.0.2.254");
+    ip(client, "-6 route add default via 2001:db8:1::ff");
+    ip(server, "route add default via 198.51.100.254");
+    ip(server, "-6 route add default via 2001:db8:2::ff");
+    // Forwarding in the router namespace only (the host's sysctls stay untouched).
+    must(router.exec("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"));
 }
 
 std::vector<Json> Frame::find(const std::string& proto, int dport) const {
@@ -110,8 +205,9 @@ namespace {
 
 std::vector<pid_t> children_of(pid_t pid) {
     std::vector<pid_t> out;
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                               "/children").c_str(), "r");
+    std::FILE* f = std::fopen(
+        ("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children").c_str(),
+        "r");
     if (!f) return out;
     int child = 0;
     while (std::fscanf(f, "%d", &child) == 1) out.push_back(child);
@@ -128,9 +224,33 @@ std::string comm_of(pid_t pid) {
 
 }  // namespace
 
+namespace {
+
+// A copy of flowtop that any user may execute: a fresh directory of mode 755 under /tmp holding
+// the binary (linked statically against the project's libraries, so it runs from anywhere).
+std::string executable_copy(std::string& dir) {
+    char tmpl[] = "/tmp/flowtop-test-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+    const std::string copy = std::string(tmpl) + "/flowtop";
+    try {
+        std::filesystem::copy_file(FLOWTOP_BINARY, copy);
+        std::filesystem::permissions(tmpl, std::filesystem::perms(0755));
+        std::filesystem::permissions(copy, std::filesystem::perms(0755));
+    } catch (...) {
+        std::error_code ignored;
+        std::filesystem::remove_all(tmpl, ignored);
+        throw;
+    }
+    dir = tmpl;
+    return copy;
+}
+
+}  // namespace
+
 Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid,
                  const Sandbox* sandbox)
     : sandboxed_(sandbox != nullptr) {
+    const std::string binary = uid != 0 ? executable_copy(copy_dir_) : FLOWTOP_BINARY;
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -138,6 +258,12 @@ Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_
         int fd = open(("/run/netns/" + ns.name()).c_str(), O_RDONLY);
         if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(120);
         if (uid != 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(121);
+        // flowtop keeps a signal ignored at start ignored (nohup): start it as a shell would in
+        // the foreground, whatever the test runner inherited (a background job ignores SIGINT).
+        for (int signo = 1; signo < NSIG; ++signo) ::signal(signo, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
         // Tests kill flowtop with SIGSEGV and SIGABRT on purpose: no core files.
         rlimit no_core{0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
@@ -149,7 +275,7 @@ Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_
             for (const Namespace* visible : sandbox->visible) words.push_back(visible->name());
             words.push_back("--");
         }
-        words.push_back(FLOWTOP_BINARY);
+        words.push_back(binary);
         words.insert(words.end(), args.begin(), args.end());
         std::vector<char*> argv;
         for (auto& w : words) argv.push_back(w.data());
@@ -172,6 +298,10 @@ Flowtop::~Flowtop() {
     }
     if (out_ >= 0) close(out_);
     if (err_ >= 0) close(err_);
+    if (!copy_dir_.empty()) {
+        std::error_code ignored;
+        std::filesystem::remove_all(copy_dir_, ignored);
+    }
 }
 
 bool Flowtop::read_line(std::string& line, std::chrono::steady_clock::time_point deadline) {
@@ -208,6 +338,10 @@ std::optional<Frame> Flowtop::next_frame(std::chrono::milliseconds timeout) {
         if (j["type"] == "frame") {
             frame.frame = j;
             break;
+        }
+        if (j["type"] == "alert") {
+            frame.alerts.push_back(j);
+            frame.alert_lines.push_back(line);
         }
     }
     const std::size_t want = frame.frame["flows"].get<std::size_t>();
@@ -274,7 +408,8 @@ int Flowtop::wait(std::chrono::milliseconds timeout) {
 std::string Flowtop::stderr_text() {
     char buf[4096];
     ssize_t n;
-    while ((n = read(err_, buf, sizeof buf)) > 0) err_text_.append(buf, static_cast<std::size_t>(n));
+    while ((n = read(err_, buf, sizeof buf)) > 0)
+        err_text_.append(buf, static_cast<std::size_t>(n));
     return err_text_;
 }
 
@@ -317,7 +452,8 @@ void recv_all(int fd, std::size_t bytes) {
 }
 
 // listener in a, connected client in b, accepted server socket in a.
-void connect_pair(const TestNet& net, bool ipv6, int port, int& listener, int& client, int& server) {
+void connect_pair(const TestNet& net, bool ipv6, int port, int& listener, int& client,
+                  int& server) {
     const int domain = ipv6 ? AF_INET6 : AF_INET;
     listener = net.a.socket(domain, SOCK_STREAM);
     int one = 1;
@@ -334,7 +470,8 @@ void connect_pair(const TestNet& net, bool ipv6, int port, int& listener, int& c
 
 }  // namespace
 
-TcpTransfer::TcpTransfer(const TestNet& net, bool ipv6, int port, std::size_t up, std::size_t down) {
+TcpTransfer::TcpTransfer(const TestNet& net, bool ipv6, int port, std::size_t up,
+                         std::size_t down) {
     connect_pair(net, ipv6, port, listener_, client_, server_);
     sockaddr_storage local{};
     socklen_t len = sizeof local;

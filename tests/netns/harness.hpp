@@ -7,8 +7,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace flowtop::test {
@@ -20,10 +20,12 @@ using namespace std::chrono_literals;
 int sh(const std::string& command, std::string* out = nullptr);
 // Runs a shell command and fails the current test if it fails.
 std::string must(const std::string& command);
+// Runs a shell command and returns its stdout, whatever its exit status.
+std::string capture(const std::string& command);
 
 // A uniquely named network namespace, removed (with whatever runs in it) on destruction.
 class Namespace {
-public:
+  public:
     explicit Namespace(const std::string& role);
     ~Namespace();
     Namespace(const Namespace&) = delete;
@@ -37,14 +39,14 @@ public:
     // A socket created inside this namespace (it stays there, whichever thread uses it).
     int socket(int domain, int type) const;
 
-private:
+  private:
     std::string name_;
 };
 
 // Two hosts on one link: a = 198.51.100.1 / 2001:db8::1, b = 198.51.100.2 / 2001:db8::2.
 // Conntrack is active in both (nft rules with `ct state`).
 class TestNet {
-public:
+  public:
     TestNet();
     Namespace a{"a"};
     Namespace b{"b"};
@@ -54,10 +56,47 @@ public:
     static constexpr const char* b6 = "2001:db8::2";
 };
 
+// A client and a server on one veth pair: client v0 = 198.51.100.1 / 2001:db8:1::1, server
+// v1 = 198.51.100.2 / 2001:db8:1::2. Conntrack is active in the client (an output rule).
+class NetnsPair {
+  public:
+    NetnsPair();
+    ~NetnsPair();
+    NetnsPair(const NetnsPair&) = delete;
+    NetnsPair& operator=(const NetnsPair&) = delete;
+    std::string in_client(const std::string& command) const { return client_ns.exec(command); }
+    std::string in_server(const std::string& command) const { return server_ns.exec(command); }
+    // /etc/netns/<client>/resolv.conf: `ip netns exec` bind-mounts it over /etc/resolv.conf.
+    void set_resolver(const std::string& nameserver);
+
+    Namespace client_ns{"pc"};
+    Namespace server_ns{"ps"};
+    const std::string& client = client_ns.name();
+    const std::string& server = server_ns.name();
+
+  private:
+    bool made_etc_ = false;
+};
+
+// Three hosts in a row, the router forwarding both families between two links:
+//   client c0 192.0.2.1 / 2001:db8:1::1
+//   router r0 192.0.2.254 / 2001:db8:1::ff, r1 198.51.100.254 / 2001:db8:2::ff
+//   server s0 198.51.100.1 / 2001:db8:2::1
+// Conntrack is active in all three (input, output and forward rules with `ct state`).
+class RouterNet {
+  public:
+    RouterNet();
+    Namespace client{"rc"};
+    Namespace router{"rr"};
+    Namespace server{"rs"};
+};
+
 // One frame of `flowtop -o json`.
 struct Frame {
     Json frame;
     std::vector<Json> flows;
+    std::vector<Json> alerts;  // alert lines printed since the previous frame (before this one)
+    std::vector<std::string> alert_lines;  // the same, as flowtop wrote them
     // Flows matching proto and destination port (0: any port).
     std::vector<Json> find(const std::string& proto, int dport = 0) const;
 };
@@ -69,9 +108,11 @@ struct Sandbox {
     std::vector<const Namespace*> visible;
 };
 
-// flowtop running inside a namespace (its own pid: signals reach it, not a wrapper).
+// flowtop running inside a namespace (its own pid: signals reach it, not a wrapper). Run as
+// another user (uid != 0) it runs from a copy in a directory of its own under /tmp: the build
+// tree may lie in a home directory others cannot enter (Debian makes homes mode 700).
 class Flowtop {
-public:
+  public:
     Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid = 0,
             const Sandbox* sandbox = nullptr);
     ~Flowtop();
@@ -90,7 +131,7 @@ public:
     // What it wrote to stderr so far (after wait()).
     std::string stderr_text();
 
-private:
+  private:
     bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
     pid_t pid_ = -1;  // the child: flowtop, or the sandbox's unshare
     bool sandboxed_ = false;
@@ -100,29 +141,31 @@ private:
     std::string err_text_;
     bool eof_ = false;
     bool reaped_ = false;
+    std::string copy_dir_;  // the copy's directory, removed at the end; empty when none
 };
 
 // A TCP connection from b to a: the client sends `up` bytes, the server answers `down` bytes,
 // and both stay open (idle) until close() or destruction.
 class TcpTransfer {
-public:
+  public:
     TcpTransfer(const TestNet& net, bool ipv6, int port, std::size_t up, std::size_t down);
     ~TcpTransfer();
     void close();
     int client_port() const { return client_port_; }
 
-private:
+  private:
     int listener_ = -1, server_ = -1, client_ = -1;
     int client_port_ = 0;
 };
 
 // Sends `bytes` from b to a over TCP at about `bytes_per_s`, in the background.
 class PacedSender {
-public:
-    PacedSender(const TestNet& net, int port, std::size_t bytes_per_s, std::chrono::milliseconds length);
+  public:
+    PacedSender(const TestNet& net, int port, std::size_t bytes_per_s,
+                std::chrono::milliseconds length);
     ~PacedSender();
 
-private:
+  private:
     int listener_ = -1, server_ = -1, client_ = -1;
     std::jthread reader_, writer_;
 };

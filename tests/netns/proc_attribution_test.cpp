@@ -11,20 +11,21 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "harness.hpp"
 
 namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-int sh(const std::string& cmd) {
-    int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+// A command's exit status, its output discarded.
+int sh(const std::string& cmd) { return flowtop::test::sh(cmd + " >/dev/null 2>&1"); }
 
 // A child process with stdin from a pipe the test holds (closing it ends socat clients) and
 // output discarded.
@@ -67,56 +68,12 @@ std::string comm_of(pid_t pid) {
 class ProcAttribution : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (geteuid() != 0) GTEST_SKIP() << "needs root";
         for (const char* tool : {"socat", "python3", "setpriv", "nft"})
             if (sh(std::string("command -v ") + tool) != 0) GTEST_SKIP() << "needs " << tool;
-        std::string id = std::to_string(getpid());
-        client_ = "ftpC" + id;
-        router_ = "ftpR" + id;
-        server_ = "ftpS" + id;
-        for (const auto& ns : {client_, router_, server_}) {
-            ASSERT_EQ(sh("ip netns add " + ns), 0);
-            made_.push_back(ns);
-            ASSERT_EQ(sh("ip -n " + ns + " link set lo up"), 0);
-            // Without DAD the link-local addresses are usable at once: IPv6 forwarding works
-            // from the first packet.
-            ASSERT_EQ(
-                sh("ip netns exec " + ns +
-                   " sysctl -w net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0"),
-                0);
-            // Conntrack is active in a namespace only once a rule uses it.
-            ASSERT_EQ(sh("ip netns exec " + ns +
-                         " nft 'table inet ftp { chain i { type filter hook input priority 0; "
-                         "ct state new accept; }; chain o { type filter hook output priority 0; "
-                         "ct state new accept; }; chain f { type filter hook forward priority 0; "
-                         "ct state new accept; }; }'"),
-                      0);
-        }
-        ASSERT_EQ(
-            sh("ip link add c0 netns " + client_ + " type veth peer name r0 netns " + router_), 0);
-        ASSERT_EQ(
-            sh("ip link add s0 netns " + server_ + " type veth peer name r1 netns " + router_), 0);
-        auto in = [](const std::string& ns, const std::string& cmd) {
-            return sh("ip -n " + ns + " " + cmd);
-        };
-        ASSERT_EQ(in(client_, "addr add 192.0.2.1/24 dev c0"), 0);
-        ASSERT_EQ(in(client_, "addr add 2001:db8:1::1/64 dev c0 nodad"), 0);
-        ASSERT_EQ(in(router_, "addr add 192.0.2.254/24 dev r0"), 0);
-        ASSERT_EQ(in(router_, "addr add 2001:db8:1::ff/64 dev r0 nodad"), 0);
-        ASSERT_EQ(in(router_, "addr add 198.51.100.254/24 dev r1"), 0);
-        ASSERT_EQ(in(router_, "addr add 2001:db8:2::ff/64 dev r1 nodad"), 0);
-        ASSERT_EQ(in(server_, "addr add 198.51.100.1/24 dev s0"), 0);
-        ASSERT_EQ(in(server_, "addr add 2001:db8:2::1/64 dev s0 nodad"), 0);
-        for (auto [ns, dev] :
-             {std::pair{client_, "c0"}, {router_, "r0"}, {router_, "r1"}, {server_, "s0"}})
-            ASSERT_EQ(in(ns, std::string("link set ") + dev + " up"), 0);
-        ASSERT_EQ(in(client_, "route add default via 192.0.2.254"), 0);
-        ASSERT_EQ(in(client_, "-6 route add default via 2001:db8:1::ff"), 0);
-        ASSERT_EQ(in(server_, "route add default via 198.51.100.254"), 0);
-        ASSERT_EQ(in(server_, "-6 route add default via 2001:db8:2::ff"), 0);
-        // Forwarding in the middle namespace only (the host's sysctls stay untouched).
-        ASSERT_EQ(sh("ip netns exec " + router_ + " sysctl -w net.ipv4.ip_forward=1"), 0);
-        ASSERT_EQ(sh("ip netns exec " + router_ + " sysctl -w net.ipv6.conf.all.forwarding=1"), 0);
+        net_.emplace();
+        client_ = net_->client.name();
+        router_ = net_->router.name();
+        server_ = net_->server.name();
     }
 
     void TearDown() override {
@@ -127,7 +84,7 @@ class ProcAttribution : public ::testing::Test {
                 waitpid(c.pid, nullptr, 0);
             }
         }
-        for (const auto& ns : made_) sh("ip netns del " + ns);
+        net_.reset();
         for (const auto& f : files_) std::remove(f.c_str());
     }
 
@@ -200,7 +157,8 @@ class ProcAttribution : public ::testing::Test {
     }
 
     std::string client_, router_, server_;
-    std::vector<std::string> made_, files_;
+    std::optional<flowtop::test::RouterNet> net_;
+    std::vector<std::string> files_;
     std::vector<Child> children_;
     std::vector<pid_t> short_pids_;
 };

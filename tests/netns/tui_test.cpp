@@ -7,13 +7,14 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "mmdb_writer.hpp"
 
 using namespace flowtop::test;
 
 namespace {
 
 class Tui : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         net.a.set_sysctl("net.netfilter.nf_conntrack_acct", "0");
         net.a.set_sysctl("net.netfilter.nf_conntrack_timestamp", "0");
@@ -23,8 +24,9 @@ protected:
 
     // Starts flowtop in a shell that reports how it ended and the terminal modes afterwards.
     void start(const std::string& args = "") {
-        const std::string cmd = net.a.exec(std::string(FLOWTOP_BINARY) + " " + args) +
-                                "; echo EXITED \\$?; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo; sleep 30";
+        const std::string cmd =
+            net.a.exec(std::string(FLOWTOP_BINARY) + " " + args) +
+            "; echo EXITED \\$?; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo; sleep 30";
         must("tmux new-session -d -s " + session + " -x 120 -y 40 \"" + cmd + "\"");
         ASSERT_TRUE(wait_for("DESTINATION")) << screen();
     }
@@ -81,7 +83,8 @@ TEST_F(Tui, ShowsAKnownFlowWithBothByteCountsAndQuitsCleanly) {
     std::this_thread::sleep_for(1500ms);
     const std::string line = line_of("7101");
     // proto, state, destination, port, then ↑bytes ↓bytes ↑rate ↓rate
-    std::regex shape(R"(tcp\s+ESTABLISHED\s+198\.51\.100\.1\s+7101\s+.*\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B/s\s+\d+(\.\d)? [kM]?B/s)");
+    std::regex shape(
+        R"(tcp\s+ESTABLISHED\s+198\.51\.100\.1\s+7101\s+.*\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B/s\s+\d+(\.\d)? [kM]?B/s)");
     EXPECT_TRUE(std::regex_search(line, shape)) << line;
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_acct"), "1");
     keys("q");
@@ -118,7 +121,9 @@ TEST_F(Tui, FilterPromptFiltersAndShowsErrors) {
     EXPECT_TRUE(wait_gone(" 7302 ")) << screen();
     EXPECT_NE(screen().find(" 7301 "), std::string::npos);
     // Replace it with a boolean expression.
-    keys("/ " + std::string(9, ' ').replace(0, 9, "BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace") +
+    keys("/ " +
+         std::string(9, ' ').replace(
+             0, 9, "BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace") +
          " 'port:7301 or port:7302' Enter");
     ASSERT_TRUE(wait_for("filter: port:7301 or port:7302")) << screen();
     EXPECT_TRUE(wait_for(" 7302 ")) << screen();
@@ -156,12 +161,24 @@ TEST_F(Tui, HelpTabsAndResize) {
     keys("Tab");
     ASSERT_TRUE(wait_for("[Processes]")) << screen();
     EXPECT_NE(screen().find("PROCESS"), std::string::npos);
+    keys("Tab");
+    ASSERT_TRUE(wait_for("[Clients]")) << screen();  // the LAN clients, after the processes
+    EXPECT_NE(screen().find("CLIENT"), std::string::npos) << screen();
     keys("Tab Tab Tab");
-    ASSERT_TRUE(wait_for("[Flows]"));
+    ASSERT_TRUE(wait_for("[Alerts]")) << screen();  // the fifth tab (issue 12)
+    keys("Tab");
+    ASSERT_TRUE(wait_for("[Table]")) << screen();  // conntrack's own consumers (issue 16)
+    EXPECT_NE(screen().find("ENTRIES"), std::string::npos) << screen();
+    keys("Tab");
+    ASSERT_TRUE(wait_for("[Flows]")) << screen();
     ASSERT_TRUE(wait_for("AGE")) << screen();  // 120 columns: every column
     must("tmux resize-window -t " + session + " -x 80 -y 24");
     ASSERT_TRUE(wait_gone("AGE")) << screen();
     EXPECT_NE(screen().find("DESTINATION"), std::string::npos);
+    // Issue 16: at 80x24 the process and the country stay, and every line fits.
+    EXPECT_NE(screen().find("PROCESS"), std::string::npos) << screen();
+    EXPECT_NE(screen().find(" CC "), std::string::npos) << screen();
+    EXPECT_NE(screen().find("\u2193RATE"), std::string::npos) << screen();
     must("tmux resize-window -t " + session + " -x 30 -y 8");
     ASSERT_TRUE(wait_for("terminal too small")) << screen();
     must("tmux resize-window -t " + session + " -x 120 -y 40");
@@ -176,4 +193,118 @@ TEST_F(Tui, SigtermRestoresTheTerminalAndSettings) {
     ASSERT_TRUE(wait_for("EXITED 143")) << screen();
     EXPECT_TRUE(wait_for("icanon")) << screen();
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_acct"), "0");
+}
+
+// iftop's n (names), N (ports), 1 2 3 (rate windows) and nethogs' m (units), with a real
+// dnsmasq answering the PTR query for the destination.
+TEST_F(Tui, IftopAndNethogsKeys) {
+    const std::string etc = "/etc/netns/" + net.a.name();
+    must("mkdir -p " + etc +
+         " && printf 'nameserver 198.51.100.2\\noptions timeout:1 "
+         "attempts:1\\n' > " +
+         etc + "/resolv.conf");
+    struct RemoveEtc {
+        std::string dir;
+        ~RemoveEtc() { sh("rm -rf " + dir); }
+    } remove_etc{etc};
+    // Killed with namespace b.
+    must(
+        net.b.exec("dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces "
+                   "--listen-address=198.51.100.2 --except-interface=lo --pid-file= "
+                   "--ptr-record=1.100.51.198.in-addr.arpa,a.fttui.test"));
+    start("--no-config");
+    PacedSender s(net, 443, 100'000, 12s);
+    ASSERT_TRUE(wait_for(" https ")) << screen();  // tcp.conf names port 443
+    ASSERT_TRUE(wait_for("a.fttui.test")) << screen();
+    keys("N");
+    ASSERT_TRUE(wait_for(" 443 ")) << screen();
+    EXPECT_TRUE(wait_gone(" https ")) << screen();
+    keys("n");
+    ASSERT_TRUE(wait_gone("a.fttui.test")) << screen();
+    EXPECT_NE(screen().find("198.51.100.1 "), std::string::npos) << screen();
+    keys("n N");
+    ASSERT_TRUE(wait_for("a.fttui.test")) << screen();
+    ASSERT_TRUE(wait_for(" https ")) << screen();
+    keys("3");
+    ASSERT_TRUE(wait_for("sort: rate  rates: 40 s")) << screen();
+    keys("1");
+    ASSERT_TRUE(wait_for("sort: rate  rates: 2 s")) << screen();
+    keys("m");  // bytes/s -> bits/s
+    ASSERT_TRUE(wait_for("bit/s")) << screen();
+    keys("m");  // -> cumulative
+    ASSERT_TRUE(wait_for("\u2191TOTAL")) << screen();
+    EXPECT_TRUE(wait_gone("bit/s")) << screen();
+    keys("m");  // -> bytes/s again
+    ASSERT_TRUE(wait_for("\u2191RATE")) << screen();
+    EXPECT_NE(screen().find("B/s"), std::string::npos) << screen();
+    keys("?");
+    ASSERT_TRUE(wait_for("save the settings")) << screen();
+    keys("x q");
+    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+}
+
+// W writes what the view shows; a second flowtop started from that file shows the same, and
+// saving again leaves the file as it was (it loads back to the same settings).
+TEST_F(Tui, SaveKeyWritesSettingsThatLoadBack) {
+    char tmpl[] = "/tmp/fttui-rc-XXXXXX";
+    const std::string dir = mkdtemp(tmpl);
+    struct RemoveDir {
+        std::string dir;
+        ~RemoveDir() { sh("rm -rf " + dir); }
+    } remove_dir{dir};
+    const std::string rc = dir + "/flowtoprc";
+    must("printf '# mine\\ninterval = 0.5\\n' > " + rc);
+    start("--config " + rc);
+    keys("'>' r B 2 N b U");
+    ASSERT_TRUE(wait_for("sort: orig_rate (reversed)  rates: 10 s")) << screen();
+    keys("W");
+    ASSERT_TRUE(wait_for("settings saved to " + rc)) << screen();
+    keys("q");
+    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    std::string saved = must("cat " + rc);
+    for (const char* line :
+         {"# mine\ninterval = 0.5\n", "\nsort = orig_rate\n", "\nreverse = yes\n",
+          "\nrate_window = 10s\n", "\nbars = yes\n", "\nservice_names = no\n", "\nunits = bits\n",
+          "\nhide_protocols = udp\n"})
+        EXPECT_NE(saved.find(line), std::string::npos) << line << " in\n" << saved;
+    sh("tmux kill-session -t " + session);
+
+    session += "b";
+    start("--config " + rc);
+    ASSERT_TRUE(wait_for("sort: orig_rate (reversed)  rates: 10 s")) << screen();
+    EXPECT_TRUE(wait_for("every 0.5 s")) << screen();
+    keys("F2");
+    ASSERT_TRUE(wait_for("settings saved to " + rc)) << screen();
+    keys("q");
+    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    EXPECT_EQ(must("cat " + rc), saved);
+}
+
+// The detail panel (Enter) names the destination's autonomous system, and asn: / org: filter
+// on it; fixture databases place the documentation network 198.51.100.0/24.
+TEST_F(Tui, DetailPanelShowsTheAsOrganisationAndAsnFilters) {
+    char tmpl[] = "/tmp/fttui-geo-XXXXXX";
+    const std::string dir = mkdtemp(tmpl);
+    struct RemoveDir {
+        std::string dir;
+        ~RemoveDir() { sh("rm -rf " + dir); }
+    } remove_dir{dir};
+    auto [city, asn] = write_dbip_fixtures(dir);
+    start("--no-config -n --geoip-db " + city + " --geoip-db " + asn);
+    PacedSender s(net, 7601, 100'000, 10s);
+    ASSERT_TRUE(wait_for(" 7601 ")) << screen();
+    keys("/ asn:AS64500 Enter");
+    ASSERT_TRUE(wait_for("filter: asn:AS64500")) << screen();
+    EXPECT_TRUE(wait_for(" 7601 ")) << screen();
+    keys("Enter");
+    ASSERT_TRUE(wait_for("Flow details")) << screen();
+    EXPECT_TRUE(wait_for("dst_org: Example Transit")) << screen();
+    EXPECT_NE(screen().find("dst_asn: 64500"), std::string::npos) << screen();
+    keys(
+        "Enter / BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace "
+        "BSpace 'org:nomatch' Enter");
+    ASSERT_TRUE(wait_for("filter: org:nomatch")) << screen();
+    EXPECT_TRUE(wait_gone(" 7601 ")) << screen();
+    keys("q");
+    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
 }

@@ -1,11 +1,13 @@
+#include "flowtop/ui/batch_writer.hpp"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
-#include "flowtop/ui/batch_writer.hpp"
 #include "flowtop/ui/flow_fields.hpp"
 
 using namespace flowtop;
@@ -83,23 +85,22 @@ TEST(BatchWriter, JsonHasAFrameLineThenOneObjectPerFlow) {
     EXPECT_NE(frame.find("\"orig_bytes\":5000000"), std::string::npos);
     EXPECT_NE(frame.find("\"ts\":\"2026-"), std::string::npos);
     std::string tcp = out.substr(first_nl + 1, out.find('\n', first_nl + 1) - first_nl - 1);
-    for (const char* kv : {"\"type\":\"flow\"", "\"id\":42", "\"family\":\"ipv4\"",
-                           "\"proto\":\"tcp\"", "\"state\":\"ESTABLISHED\"",
-                           "\"src\":\"198.51.100.2\"", "\"sport\":40000", "\"dst\":\"198.51.100.1\"",
-                           "\"dport\":5001", "\"reply_src\":\"198.51.100.1\"",
-                           "\"reply_dst\":\"198.51.100.2\"", "\"orig_bytes\":5000000",
-                           "\"orig_packets\":3500", "\"reply_bytes\":50000",
-                           "\"reply_packets\":800", "\"orig_rate\":1000000.0",
-                           "\"reply_rate\":10000.0", "\"age_s\":2.0", "\"closed\":false"})
+    for (const char* kv :
+         {"\"type\":\"flow\"", "\"id\":42", "\"family\":\"ipv4\"", "\"proto\":\"tcp\"",
+          "\"state\":\"ESTABLISHED\"", "\"src\":\"198.51.100.2\"", "\"sport\":40000",
+          "\"dst\":\"198.51.100.1\"", "\"dport\":5001", "\"reply_src\":\"198.51.100.1\"",
+          "\"reply_dst\":\"198.51.100.2\"", "\"orig_bytes\":5000000", "\"orig_packets\":3500",
+          "\"reply_bytes\":50000", "\"reply_packets\":800", "\"orig_rate\":1000000.0",
+          "\"reply_rate\":10000.0", "\"age_s\":2.0", "\"closed\":false"})
         EXPECT_NE(tcp.find(kv), std::string::npos) << kv << " in " << tcp;
 }
 
 TEST(BatchWriter, JsonCountersAreNullNotZeroWithoutAccounting) {
     auto out = render(ui::OutputFormat::json, make_snapshot());
     auto line = out.substr(out.rfind("{\"type\":\"flow\""));
-    for (const char* kv : {"\"orig_bytes\":null", "\"reply_packets\":null", "\"orig_rate\":null",
-                           "\"state\":null", "\"sport\":null", "\"proto\":\"icmpv6\"",
-                           "\"family\":\"ipv6\"", "\"closed\":true"})
+    for (const char* kv :
+         {"\"orig_bytes\":null", "\"reply_packets\":null", "\"orig_rate\":null", "\"state\":null",
+          "\"sport\":null", "\"proto\":\"icmpv6\"", "\"family\":\"ipv6\"", "\"closed\":true"})
         EXPECT_NE(line.find(kv), std::string::npos) << kv << " in " << line;
 }
 
@@ -160,4 +161,71 @@ TEST(FlowFields, ValuesComeInTheOrderOfTheKeys) {
     const auto& keys = ui::flow_field_keys();
     ASSERT_EQ(fields.size(), keys.size());
     for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_STREQ(fields[i].key, keys[i]);
+}
+
+TEST(BatchWriter, ForwardedIsNullUntilAttributionHasDecidedIt) {
+    auto s = make_snapshot();
+    auto line = [&] {
+        auto out = render(ui::OutputFormat::json, s);
+        const auto at = out.find("{\"type\":\"flow\"");
+        return out.substr(at, out.find('\n', at) - at);
+    };
+    EXPECT_NE(line().find("\"forwarded\":null"), std::string::npos) << line();
+    s.rows[0].forwarded_known = true;
+    s.rows[0].forwarded = true;
+    EXPECT_NE(line().find("\"forwarded\":true"), std::string::npos) << line();
+    s.rows[0].forwarded = false;
+    EXPECT_NE(line().find("\"forwarded\":false"), std::string::npos) << line();
+}
+
+TEST(BatchWriter, TableNatColumnShowsTheMasqueradedSourceAndTheForwardsTarget) {
+    auto s = make_snapshot();
+    const auto plain = std::as_const(s.rows)[0];
+    // A LAN client masqueraded to the router's WAN address: the reply goes back to that
+    // address and the port NAT picked.
+    auto snat = plain;
+    snat.ct.id = 43;
+    snat.ct.orig.src = parse_addr("192.0.2.1")->first;
+    snat.ct.orig.dst = parse_addr("203.0.113.9")->first;
+    snat.ct.orig.dport = 443;
+    snat.ct.reply.src = snat.ct.orig.dst;
+    snat.ct.reply.sport = 443;
+    snat.ct.reply.dst = parse_addr("198.51.100.254")->first;
+    snat.ct.reply.dport = 61000;
+    snat.ct.has_status = true;
+    snat.ct.status = 0xe | ct::k_status_src_nat;
+    // A port forward: the reply comes from the internal server.
+    auto dnat = plain;
+    dnat.ct.id = 44;
+    dnat.ct.orig.src = parse_addr("203.0.113.7")->first;
+    dnat.ct.orig.sport = 50000;
+    dnat.ct.orig.dst = parse_addr("198.51.100.254")->first;
+    dnat.ct.orig.dport = 8080;
+    dnat.ct.reply.src = parse_addr("192.0.2.10")->first;
+    dnat.ct.reply.sport = 80;
+    dnat.ct.reply.dst = dnat.ct.orig.src;
+    dnat.ct.reply.dport = 50000;
+    s.rows.clear();
+    for (const auto& r : {plain, snat, dnat}) s.rows.push_back(r);
+    const auto out = render(ui::OutputFormat::table, s);
+    const auto line_of = [&](const std::string& needle) {
+        const auto at = out.find(needle);
+        if (at == std::string::npos) return std::string();
+        const auto start = out.rfind('\n', at) + 1;
+        return out.substr(start, out.find('\n', at) - start);
+    };
+    const auto header = line_of("PROTO");
+    const auto column = header.find(" NAT ") + 1;  // not the one in DESTINATION
+    ASSERT_NE(column, 0u) << out;
+    const auto masq = line_of("192.0.2.1:40000");
+    EXPECT_NE(masq.find("via 198.51.100.254:61000"), std::string::npos) << out;
+    EXPECT_EQ(masq.find("to "), std::string::npos) << out;
+    const auto forward = line_of("203.0.113.7:50000");
+    EXPECT_NE(forward.find("to 192.0.2.10:80"), std::string::npos) << out;
+    EXPECT_EQ(forward.find("via"), std::string::npos) << out;
+    // No NAT: a dash, and the column starts where the header's does in every row.
+    const auto none = line_of("198.51.100.2:40000");
+    EXPECT_EQ(none.substr(column, 2), "- ") << out;
+    EXPECT_EQ(masq.find("via"), column) << out;
+    EXPECT_EQ(forward.find("to 192"), column) << out;
 }

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "flowtop/enrich/enricher.hpp"
+#include "flowtop/table/flow_table.hpp"
 #include "mmdb_writer.hpp"
 
 using namespace flowtop;
@@ -44,7 +45,7 @@ struct Fixture {
 template <typename Done>
 bool tick_until(Enricher& e, table::FlowTable& t, StringPool& strings, Done done) {
     for (int i = 0; i < 200; ++i) {
-        e.on_tick(t, strings, 1'000'000'000ull * (i + 1));
+        table::tick_with(e, t, strings, 1'000'000'000ull * (i + 1));
         if (done()) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -89,7 +90,7 @@ TEST(Enricher, FillsServiceAndGeoFieldsOnTheTick) {
     // A second flow to the same destination is answered from the cache.
     table.apply(flow(3, "192.168.1.11", "198.51.100.7", IPPROTO_TCP, 443), 2);
     auto before = enricher.stats().geo_lookups;
-    enricher.on_tick(table, strings, 2'000'000'000);
+    table::tick_with(enricher, table, strings, 2'000'000'000);
     EXPECT_EQ(strings.get(table.find(3)->dst_country), "NL");  // at once, from the cache
     EXPECT_EQ(enricher.stats().geo_lookups, before);  // its source is private: labelled inline
 }
@@ -113,7 +114,7 @@ TEST(Enricher, BeyondTheInlineLookupsAFullQueueDropsAndRetriesLater) {
         table.for_each([&](const table::FlowRow& r) { n += r.dst_country != k_no_string; });
         return n;
     };
-    enricher.on_tick(table, strings, 1);
+    table::tick_with(enricher, table, strings, 1);
     EXPECT_GT(enricher.stats().geo_dropped, 0u);  // 21 addresses, 3 inline, room for 5
     EXPECT_TRUE(tick_until(enricher, table, strings, [&] { return filled() == 20; }));
 }

@@ -1,3 +1,5 @@
+#include "flowtop/table/flow_rows.hpp"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
@@ -6,7 +8,6 @@
 #include <unordered_map>
 
 #include "flowtop/table/flat_index.hpp"
-#include "flowtop/table/flow_rows.hpp"
 #include "flowtop/table/flow_table.hpp"
 
 using namespace flowtop;

@@ -1,7 +1,7 @@
+#include "flowtop/table/flow_table.hpp"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-
-#include "flowtop/table/flow_table.hpp"
 
 using namespace flowtop;
 using ct::FlowRecord;
@@ -22,9 +22,7 @@ FlowRecord record(std::uint32_t id, MsgKind kind, std::uint64_t ob = 0, std::uin
     r.reply_counters = {rb / 100, rb};
     return r;
 }
-std::vector<FlowRow> rows(const FlowTable& t) {
-    return {t.rows().begin(), t.rows().end()};
-}
+std::vector<FlowRow> rows(const FlowTable& t) { return {t.rows().begin(), t.rows().end()}; }
 }  // namespace
 
 TEST(FlowTable, NewThenDumpGivesExactFirstRate) {

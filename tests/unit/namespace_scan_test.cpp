@@ -1,4 +1,6 @@
 // Finding namespaces (--all-netns) in a fake /proc and /run/netns laid out like the real ones.
+#include "flowtop/netns/namespace_scan.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -6,8 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "flowtop/netns/namespace_scan.hpp"
+#include "fake_proc.hpp"
 #include "flowtop/util/system.hpp"
+#include "temp_dir.hpp"
 
 using namespace flowtop;
 namespace fs = std::filesystem;
@@ -15,14 +18,8 @@ namespace fs = std::filesystem;
 namespace {
 
 class FakeHost : public ::testing::Test {
-protected:
-    void SetUp() override {
-        root_ = fs::temp_directory_path() / ("flowtop-nsscan-" + std::to_string(getpid()));
-        fs::remove_all(root_);
-        fs::create_directories(root_ / "run");
-        fs::create_directories(root_ / "proc");
-    }
-    void TearDown() override { fs::remove_all(root_); }
+  protected:
+    void SetUp() override { fs::create_directories(root_ / "run"); }
 
     // An `ip netns add NAME`: a file whose inode stands for the namespace's.
     std::uint64_t add_name(const std::string& name) {
@@ -32,20 +29,21 @@ protected:
         return st.st_ino;
     }
     void add_process(const std::string& pid, std::uint64_t netns, const std::string& cgroup) {
-        fs::create_directories(root_ / "proc" / pid / "ns");
-        fs::create_symlink("net:[" + std::to_string(netns) + "]", root_ / "proc" / pid / "ns" / "net");
-        std::ofstream(root_ / "proc" / pid / "cgroup") << cgroup;
+        proc_.add_process(pid, "sh", {}, cgroup, netns);
     }
     netns::NamespaceScanner scanner() {
-        return netns::NamespaceScanner({.run_netns = (root_ / "run").string(),
-                                        .proc = (root_ / "proc").string()});
+        return netns::NamespaceScanner(
+            {.run_netns = (root_ / "run").string(), .proc = (root_ / "proc").string()});
     }
     static const netns::NamespaceEntry* find(const std::vector<netns::NamespaceEntry>& all,
-                                              std::uint64_t inode) {
-        auto it = std::find_if(all.begin(), all.end(), [&](const auto& e) { return e.inode == inode; });
+                                             std::uint64_t inode) {
+        auto it =
+            std::find_if(all.begin(), all.end(), [&](const auto& e) { return e.inode == inode; });
         return it == all.end() ? nullptr : &*it;
     }
-    fs::path root_;
+    flowtop::test::TempDir dir_{"flowtop-nsscan"};
+    fs::path root_{dir_.path};
+    flowtop::test::FakeProc proc_{root_ / "proc"};
 };
 
 }  // namespace
@@ -65,7 +63,8 @@ TEST_F(FakeHost, EachNamespaceOnceByNameThenByItsProcesses) {
     add_process("1", 100, "0::/init.scope\n");
     add_process("40", red, "0::/user.slice/session-1.scope\n");  // in a named namespace
     add_process("20", 200,
-                "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n");
+                "0::/system.slice/"
+                "docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n");
     add_process("21", 200, "0::/system.slice/other.service\n");
     add_process("30", 300, "0::/\n");
     fs::create_directories(root_ / "proc" / "sys");  // not a process

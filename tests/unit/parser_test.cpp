@@ -1,12 +1,19 @@
 // The parser against netlink bytes a real kernel sent (tests/data/*.nl, recorded in a namespace
 // with a 100 kB TCP transfer over IPv4, 20 kB over IPv6, a UDP datagram deleted with
 // `conntrack -D`, and one ping each over IPv4 and IPv6).
+#include "flowtop/ct/parser.hpp"
+
 #include <gtest/gtest.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 
+#include <cerrno>
+#include <cstring>
+#include <limits>
 #include <map>
 
-#include "flowtop/ct/parser.hpp"
 #include "recorded.hpp"
 
 using namespace flowtop;
@@ -122,6 +129,134 @@ TEST(Parser, TruncatedAndGarbageBytesAreSkippedNotCrashed) {
     for (std::size_t i = 0; i < garbage.size(); ++i) garbage[i] = std::byte(i * 37 + 11);
     auto r = parser.parse(garbage, [&](const FlowRecord&) { ++seen; });
     EXPECT_EQ(r.flows, 0u);
+}
+
+namespace {
+// Writes one conntrack NEW message by hand, attribute by attribute, so a test can leave out
+// what the kernel always sends.
+class CtMessage {
+  public:
+    explicit CtMessage(std::uint8_t family) {
+        put(nlmsghdr{0, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, 0, 1, 0});
+        put(nfgenmsg{family, NFNETLINK_V0, 0});
+    }
+    void begin(std::uint16_t type) {
+        open_.push_back(bytes_.size());
+        put(nlattr{0, static_cast<std::uint16_t>(type | NLA_F_NESTED)});
+    }
+    void end() {
+        auto at = open_.back();
+        open_.pop_back();
+        auto len = static_cast<std::uint16_t>(bytes_.size() - at);
+        std::memcpy(bytes_.data() + at, &len, sizeof len);
+    }
+    void attr(std::uint16_t type, const void* data, std::size_t size) {
+        put(nlattr{static_cast<std::uint16_t>(NLA_HDRLEN + size), type});
+        const auto* p = static_cast<const std::byte*>(data);
+        bytes_.insert(bytes_.end(), p, p + size);
+        bytes_.resize(NLA_ALIGN(bytes_.size()));
+    }
+    // An IPv6 tuple of documentation addresses, TCP.
+    void tuple6(std::uint16_t type) {
+        begin(type);
+        begin(CTA_TUPLE_IP);
+        attr(CTA_IP_V6_SRC, parse_addr("2001:db8::2")->first.bytes.data(), 16);
+        attr(CTA_IP_V6_DST, parse_addr("2001:db8::1")->first.bytes.data(), 16);
+        end();
+        begin(CTA_TUPLE_PROTO);
+        std::uint8_t tcp = IPPROTO_TCP;
+        attr(CTA_PROTO_NUM, &tcp, 1);
+        end();
+        end();
+    }
+    std::vector<std::byte> bytes() const {
+        auto out = bytes_;
+        auto len = static_cast<std::uint32_t>(out.size());
+        std::memcpy(out.data(), &len, sizeof len);
+        return out;
+    }
+
+  private:
+    template <typename T>
+    void put(const T& v) {
+        const auto* p = reinterpret_cast<const std::byte*>(&v);
+        bytes_.insert(bytes_.end(), p, p + sizeof v);
+    }
+    std::vector<std::byte> bytes_;
+    std::vector<std::size_t> open_;
+};
+}  // namespace
+
+// Found by tests/fuzz/ct_parser_fuzz: an IPv6 message without its addresses made the parser
+// copy 16 bytes from the null pointer nfct_get_attr returns for an unset attribute (SIGSEGV).
+TEST(Parser, MessageWithoutBothTuplesIsAnErrorNotACrash) {
+    ct::Parser parser;
+    std::size_t seen = 0;
+    auto count = [&](const FlowRecord&) { ++seen; };
+
+    CtMessage bare(AF_INET6);  // no attributes at all
+    auto r = parser.parse(bare.bytes(), count);
+    EXPECT_EQ(r.messages, 1u);
+    EXPECT_EQ(r.errors, 1u);
+
+    CtMessage orig_only(AF_INET6);  // what the fuzzer found: no reply tuple
+    orig_only.tuple6(CTA_TUPLE_ORIG);
+    r = parser.parse(orig_only.bytes(), count);
+    EXPECT_EQ(r.errors, 1u);
+
+    CtMessage v4_bare(AF_INET);  // IPv4 read 0.0.0.0 for every missing address
+    r = parser.parse(v4_bare.bytes(), count);
+    EXPECT_EQ(r.errors, 1u);
+    EXPECT_EQ(seen, 0u);
+
+    CtMessage both(AF_INET6);  // the same message with both tuples parses
+    both.tuple6(CTA_TUPLE_ORIG);
+    both.tuple6(CTA_TUPLE_REPLY);
+    FlowRecord got;
+    r = parser.parse(both.bytes(), [&](const FlowRecord& rec) { got = rec; });
+    EXPECT_EQ(r.flows, 1u);
+    EXPECT_EQ(r.errors, 0u);
+    EXPECT_EQ(got.family, Family::ipv6);
+    EXPECT_EQ(got.orig.src.to_string(Family::ipv6), "2001:db8::2");
+    EXPECT_EQ(got.reply.dst.to_string(Family::ipv6), "2001:db8::1");
+}
+
+// Found by tests/fuzz/ct_parser_fuzz: libmnl's mnl_nlmsg_ok compares the length as a signed
+// int, so a header claiming 2^31 bytes or more passed and the walk jumped 2 GB past the buffer.
+TEST(Parser, HugeMessageLengthEndsTheWalkInsideTheBuffer) {
+    CtMessage first(AF_INET6);
+    first.tuple6(CTA_TUPLE_ORIG);
+    first.tuple6(CTA_TUPLE_REPLY);
+    auto bytes = first.bytes();
+    const auto whole = bytes.size();
+    nlmsghdr huge{0x80000800u, NLMSG_MIN_TYPE, 0, 2, 0};
+    bytes.resize(whole + 64);
+    std::memcpy(bytes.data() + whole, &huge, sizeof huge);
+    ct::Parser parser;
+    std::size_t seen = 0;
+    auto r = parser.parse(bytes, [&](const FlowRecord&) { ++seen; });
+    EXPECT_EQ(r.messages, 1u);
+    EXPECT_EQ(seen, 1u);
+}
+
+// Found by tests/fuzz/ct_parser_fuzz: -INT_MIN overflowed when the error was negated.
+TEST(Parser, ErrorOutsideErrnoRangeIsAProtocolError) {
+    struct {
+        nlmsghdr nlh;
+        nlmsgerr err;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = NLMSG_ERROR;
+    msg.err.error = std::numeric_limits<int>::min();
+    msg.err.msg.nlmsg_seq = 77;
+    std::vector<std::byte> bytes(sizeof msg);
+    std::memcpy(bytes.data(), &msg, sizeof msg);
+    ct::Parser parser;
+    auto r = parser.parse(bytes, [](const FlowRecord&) {});
+    EXPECT_EQ(r.netlink_error, EPROTO);
+    ASSERT_EQ(parser.refused().size(), 1u);
+    EXPECT_EQ(parser.refused()[0].seq, 77u);
+    EXPECT_EQ(parser.refused()[0].error, EPROTO);
 }
 
 TEST(Parser, NamesFollowTheKernelsEnums) {

@@ -9,7 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "fake_proc.hpp"
 #include "flowtop/enrich/proc_info.hpp"
+#include "flowtop/util/os.hpp"
+#include "flowtop/util/procfs.hpp"
+#include "temp_dir.hpp"
 
 using namespace flowtop::enrich;
 namespace fs = std::filesystem;
@@ -18,32 +22,17 @@ namespace {
 
 class FakeProc : public ::testing::Test {
   protected:
-    void SetUp() override {
-        root = fs::temp_directory_path() / ("ftp_proc_" + std::to_string(getpid()));
-        fs::remove_all(root);
-        fs::create_directories(root);
-    }
-    void TearDown() override { fs::remove_all(root); }
-
     void add_process(std::uint32_t pid, const std::string& comm,
                      const std::vector<std::pair<int, std::uint32_t>>& sockets,
                      const std::string& cgroup = "0::/\n") {
-        fs::path dir = root / std::to_string(pid);
-        fs::create_directories(dir / "fd");
-        fs::create_directories(dir / "ns");
-        std::ofstream(dir / "comm") << comm << "\n";
-        std::ofstream(dir / "cmdline")
-            << comm << std::string(1, '\0') << "--flag" << std::string(1, '\0');
-        std::ofstream(dir / "cgroup") << cgroup;
-        fs::create_symlink("net:[4026531840]", dir / "ns" / "net");
-        fs::create_symlink("/dev/null", dir / "fd" / "0");
-        for (auto [fd, inode] : sockets) add_socket(pid, fd, inode);
+        proc.add_process(std::to_string(pid), comm, sockets, cgroup);
     }
     void add_socket(std::uint32_t pid, int fd, std::uint32_t inode) {
-        fs::create_symlink("socket:[" + std::to_string(inode) + "]",
-                           root / std::to_string(pid) / "fd" / std::to_string(fd));
+        proc.add_socket(std::to_string(pid), fd, inode);
     }
-    fs::path root;
+    flowtop::test::TempDir dir{"ftp_proc"};
+    flowtop::test::FakeProc proc{dir.path};
+    fs::path root{dir.path};
 };
 
 std::uint32_t resolve_one(InodeCache& cache, std::uint32_t inode) {
@@ -128,21 +117,57 @@ TEST_F(FakeProc, ReadsProcessInfo) {
 }
 
 TEST(Cgroup, NamesContainersAndUnits) {
-    EXPECT_EQ(container_of_cgroup("0::/system.slice/nginx.service\n"), "nginx.service");
-    EXPECT_EQ(container_of_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
-                                  "app-firefox-1234.scope\n"),
-              "app-firefox-1234.scope");
-    EXPECT_EQ(container_of_cgroup("0::/machine.slice/libpod-"
-                                  "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
-                                  ".scope/container\n"),
-              "podman:fedcba987654");
+    EXPECT_EQ(flowtop::container_of_cgroup("0::/system.slice/nginx.service\n"), "nginx.service");
     EXPECT_EQ(
-        container_of_cgroup("12:cpu:/docker/"
-                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
-                            "1:name=systemd:/docker/"
-                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
-                            "0::/\n"),
-        "docker:0123456789ab");
-    EXPECT_EQ(container_of_cgroup("0::/\n"), "");
-    EXPECT_EQ(container_of_cgroup(""), "");
+        flowtop::container_of_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                                     "app-firefox-1234.scope\n"),
+        "app-firefox-1234.scope");
+    EXPECT_EQ(flowtop::container_of_cgroup(
+                  "0::/machine.slice/libpod-"
+                  "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+                  ".scope/container\n"),
+              "podman:fedcba987654");
+    EXPECT_EQ(flowtop::container_of_cgroup(
+                  "12:cpu:/docker/"
+                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                  "1:name=systemd:/docker/"
+                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                  "0::/\n"),
+              "docker:0123456789ab");
+    EXPECT_EQ(flowtop::container_of_cgroup("0::/\n"), "");
+    EXPECT_EQ(flowtop::container_of_cgroup(""), "");
+}
+
+// Races with /proc, made on purpose through the OS seam: a process that exits between the
+// listing of /proc and the read of its fd directory, and a socket link that cannot be read
+// while its owner is checked.
+TEST_F(FakeProc, AProcessGoneBeforeItsFdsAreReadIsSkipped) {
+    add_process(200, "curl", {{5, 6001}});
+    InodeCache cache(root.string());
+    {
+        // Every read of 200's fd directory finds it gone (the first opendir lists /proc).
+        flowtop::os::ScopedFault gone({flowtop::os::Call::opendir, ENOENT, 1, 1000});
+        EXPECT_EQ(resolve_one(cache, 6001), 0u);
+        EXPECT_GE(flowtop::os::injected(flowtop::os::Call::opendir), 1);
+    }
+}
+
+TEST_F(FakeProc, AFailedReadOfAnFdDirectoryIsRetriedInTheSameLookup) {
+    add_process(200, "curl", {{5, 6001}});
+    InodeCache cache(root.string());
+    // One transient failure (too many open files): the lookup's later passes read it again.
+    flowtop::os::ScopedFault once({flowtop::os::Call::opendir, EMFILE, 1, 1});
+    EXPECT_EQ(resolve_one(cache, 6001), 200u);
+    EXPECT_EQ(flowtop::os::injected(flowtop::os::Call::opendir), 1);
+}
+
+TEST_F(FakeProc, AnUnreadableLinkDuringTheCheckKeepsTheLastKnownOwner) {
+    add_process(100, "nginx", {{3, 5001}});
+    InodeCache cache(root.string());
+    ASSERT_EQ(resolve_one(cache, 5001), 100u);
+    const auto misses = cache.stats().misses;
+    flowtop::os::ScopedFault unreadable({flowtop::os::Call::readlink, ENOENT, 0, 1});
+    EXPECT_EQ(resolve_one(cache, 5001), 100u);
+    EXPECT_EQ(flowtop::os::injected(flowtop::os::Call::readlink), 1);
+    EXPECT_EQ(cache.stats().misses, misses + 1);  // a miss, answered from what was known
 }

@@ -3,10 +3,14 @@
 #include "flowtop/enrich/proc_sock_diag.hpp"
 
 #include <gtest/gtest.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -121,6 +125,26 @@ TEST(SockDiagParser, TruncatedBufferIsCountedNotCrashed) {
     std::vector<std::byte> junk(7, std::byte{0xff});
     r = parse_sock_diag(junk, IPPROTO_TCP, out);
     EXPECT_EQ(r.messages, 0u);
+}
+
+// Found by tests/fuzz/sock_diag_fuzz: the error was negated as sent, and -INT_MIN overflows.
+TEST(SockDiagParser, ErrorOutsideErrnoRangeIsAProtocolError) {
+    struct {
+        nlmsghdr nlh;
+        nlmsgerr err;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = NLMSG_ERROR;
+    msg.err.error = std::numeric_limits<int>::min();
+    std::vector<std::byte> bytes(sizeof msg);
+    std::memcpy(bytes.data(), &msg, sizeof msg);
+    std::vector<SocketEntry> out;
+    auto r = parse_sock_diag(bytes, IPPROTO_TCP, out);
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.netlink_error, EPROTO);
+    msg.err.error = -ENOENT;  // a real errno comes through as it is
+    std::memcpy(bytes.data(), &msg, sizeof msg);
+    EXPECT_EQ(parse_sock_diag(bytes, IPPROTO_TCP, out).netlink_error, ENOENT);
 }
 
 TEST(SocketIndex, MatchesClientAndServerEndsOfRecordedConnections) {

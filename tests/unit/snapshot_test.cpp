@@ -1,12 +1,12 @@
 // Readers take frames while the writer publishes: every frame a reader sees is whole and from
 // one tick (run under ThreadSanitizer-free ASan/UBSan in CI; races would show as torn frames).
+#include "flowtop/table/snapshot.hpp"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
 #include <atomic>
 #include <thread>
-
-#include "flowtop/table/snapshot.hpp"
 
 using namespace flowtop;
 

@@ -1,9 +1,9 @@
+#include "flowtop/util/string_pool.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
-
-#include "flowtop/util/string_pool.hpp"
 
 using flowtop::StringPool;
 

@@ -1,5 +1,7 @@
 // The guard against files laid out like /proc/sys in a temporary directory. The real sysctls
 // are tested inside network namespaces (tests/netns).
+#include "flowtop/util/sysctl_guard.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,17 +12,17 @@
 #include <fstream>
 
 #include "flowtop/util/signals.hpp"
-#include "flowtop/util/sysctl_guard.hpp"
 
 namespace fs = std::filesystem;
 using flowtop::SysctlGuard;
 
 namespace {
 class FakeProcSys : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
-        root = fs::temp_directory_path() / ("flowtop-sysctl-" + std::to_string(getpid()) + "-" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        root = fs::temp_directory_path() /
+               ("flowtop-sysctl-" + std::to_string(getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::create_directories(root / "net/netfilter");
     }
     void TearDown() override { fs::remove_all(root); }

@@ -1,3 +1,5 @@
+#include "flowtop/ui/view_model.hpp"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
@@ -5,7 +7,6 @@
 #include <sstream>
 
 #include "flowtop/ui/top_renderer.hpp"
-#include "flowtop/ui/view_model.hpp"
 
 using namespace flowtop;
 using ui::SortKey;
@@ -67,7 +68,8 @@ TEST(ViewModel, SortsOnEveryColumnWithStableTies) {
         m.settings().reverse = true;
         m.refresh(50);
         auto backward = ids(m);
-        std::set<std::uint32_t> a(forward.begin(), forward.end()), b(backward.begin(), backward.end());
+        std::set<std::uint32_t> a(forward.begin(), forward.end()),
+            b(backward.begin(), backward.end());
         EXPECT_EQ(a.size(), 50u);
         EXPECT_EQ(a, b);
     }
@@ -187,7 +189,10 @@ TEST(Renderer, LaysOutAt80x24) {
     EXPECT_NE(text.find("\u2191RATE"), std::string::npos);
     EXPECT_NE(text.find("\u2193RATE"), std::string::npos);
     EXPECT_NE(text.find("198.51.100.18"), std::string::npos) << text;  // equal rates: by id
-    EXPECT_NE(text.find("\u2191BYTES"), std::string::npos) << "both directions' bytes fit 80 columns";
+    // Issue 16: at 80 columns who and where stay (PROCESS, CC), the totals give way.
+    EXPECT_NE(text.find("PROCESS"), std::string::npos) << text;
+    EXPECT_NE(text.find(" CC "), std::string::npos) << text;
+    EXPECT_EQ(text.find("\u2191BYTES"), std::string::npos) << text;
     EXPECT_NE(text.find("TX "), std::string::npos);
     // Every line fits the width.
     std::istringstream in(text);
@@ -204,7 +209,8 @@ TEST(Renderer, WideTerminalShowsMoreColumns) {
     EXPECT_NE(text.find("AGE"), std::string::npos);
     EXPECT_NE(text.find("curl"), std::string::npos);
     auto narrow = draw(80, 24, m);
-    EXPECT_EQ(narrow.find("PROCESS"), std::string::npos);
+    EXPECT_NE(narrow.find("PROCESS"), std::string::npos) << narrow;  // issue 16: who stays
+    EXPECT_EQ(narrow.find("AGE"), std::string::npos) << narrow;      // the age goes first
 }
 
 TEST(Renderer, TooSmallSaysSo) {
@@ -234,7 +240,8 @@ TEST(Renderer, HelpListsEveryKey) {
     ui.help = true;
     auto text = draw(100, 40, m, ui);
     for (const char* key : {"F10", "F1", "PgUp", "F6", "reverse", "filter", "pause", "Tab",
-                            "T U D I S", "active", "bits", "window", "cumulative", "bars"})
+                            "T U D I S", "active", "bits", "window", "cumulative", "bars", "1 2 3",
+                            "units", "reverse DNS", "port numbers", "W  F2"})
         EXPECT_NE(text.find(key), std::string::npos) << key;
 }
 
@@ -278,4 +285,113 @@ TEST(Renderer, SeveralNamespacesGetANetnsColumn) {
     ViewModel single;
     single.offer(frame(6));
     EXPECT_EQ(draw(160, 30, single).find("NETNS"), std::string::npos);
+}
+
+TEST(Renderer, HiddenColumnsLeaveTheirRoomToTheOthers) {
+    ViewModel m;
+    m.offer(frame(10));
+    const auto all = draw(120, 40, m);
+    ASSERT_NE(all.find("STATE"), std::string::npos);
+    ASSERT_NE(all.find("AGE"), std::string::npos);
+    ui::UiState ui;
+    ui.hidden_columns = {"state", "age", "bytes"};
+    const auto text = draw(120, 40, m, ui);
+    EXPECT_EQ(text.find("STATE"), std::string::npos) << text;
+    EXPECT_EQ(text.find("AGE"), std::string::npos) << text;
+    EXPECT_EQ(text.find("\u2191BYTES"), std::string::npos) << text;
+    EXPECT_NE(text.find("DESTINATION"), std::string::npos);
+    EXPECT_NE(text.find("\u2191RATE"), std::string::npos);
+    // At 80 columns the room goes to columns that were dropped before.
+    EXPECT_EQ(draw(80, 24, m).find("\u2191BYTES"), std::string::npos);
+    ui.hidden_columns = {"process", "state", "age"};
+    EXPECT_NE(draw(80, 24, m, ui).find("\u2191BYTES"), std::string::npos) << draw(80, 24, m, ui);
+}
+
+TEST(Renderer, PortNumbersAndAddressesOnRequest) {
+    auto s = std::const_pointer_cast<table::Snapshot>(frame(1));
+    auto pool = std::const_pointer_cast<StringPool>(s->strings);
+    table::FlowRow r = std::as_const(s->rows)[0];  // to 198.51.100.1 port 443
+    r.dst_name = pool->intern("www.example.net");
+    r.service = pool->intern("https");
+    s->rows[0] = r;
+    ViewModel m;
+    m.offer(s);
+    const auto named = draw(120, 30, m);
+    EXPECT_NE(named.find("www.example.net"), std::string::npos) << named;
+    EXPECT_NE(named.find(" https "), std::string::npos) << named;
+    ui::UiState ui;
+    ui.port_numbers = true;  // key N
+    ui.names = false;        // key n
+    const auto text = draw(120, 30, m, ui);
+    EXPECT_EQ(text.find("www.example.net"), std::string::npos) << text;
+    EXPECT_NE(text.find("198.51.100.1 "), std::string::npos) << text;
+    EXPECT_EQ(text.find(" https "), std::string::npos) << text;
+    EXPECT_NE(text.find(" 443 "), std::string::npos) << text;
+}
+
+namespace {
+// Every line of a frame within the width.
+void expect_within(const std::string& text, std::size_t width) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        EXPECT_LE(ui::display_width(line), width) << line;
+}
+}  // namespace
+
+TEST(Renderer, EndHostAt80x24KeepsProcessCountryAndRatesAndAbbreviatesTheState) {
+    ViewModel m;
+    m.offer(frame(40));
+    const auto text = draw(80, 24, m);
+    expect_within(text, 80);
+    for (const char* title :
+         {"PROTO", "STATE", "DESTINATION", "PORT", "PROCESS", "CC", "\u2191RATE", "\u2193RATE"})
+        EXPECT_NE(text.find(title), std::string::npos) << title << " in\n" << text;
+    EXPECT_NE(text.find("ESTAB "), std::string::npos) << text;  // abbreviated, not dropped
+    EXPECT_EQ(text.find("ESTABLISHED"), std::string::npos) << text;
+    EXPECT_NE(text.find("curl"), std::string::npos) << text;
+    EXPECT_NE(text.find(" NL "), std::string::npos) << text;
+    // The first header line keeps the rates (it was cut at 80 columns).
+    ui::FakeTerminal t(80, 24);
+    ui::UiState ui;
+    ui.summary.update(*m.snapshot());
+    ui::render(t, m, ui);
+    EXPECT_NE(t.line(0).find("\u2193 "), std::string::npos) << t.line(0);
+    EXPECT_NE(t.line(0).find("flows 40"), std::string::npos) << t.line(0);
+    // With s the source comes in and the state gives way; who and where stay.
+    ui.show_source = true;
+    const auto with_source = draw(80, 24, m, ui);
+    expect_within(with_source, 80);
+    for (const char* title : {"SOURCE", "DESTINATION", "PROCESS", "CC", "\u2191RATE"})
+        EXPECT_NE(with_source.find(title), std::string::npos) << title << " in\n" << with_source;
+    // Wide: everything, the state in full.
+    const auto wide = draw(120, 40, m);
+    EXPECT_NE(wide.find("ESTABLISHED"), std::string::npos);
+    EXPECT_NE(wide.find("AGE"), std::string::npos);
+}
+
+TEST(Renderer, RouterAt80x24NamesTheLanClientWhereTheProcessWouldBe) {
+    auto s = std::const_pointer_cast<table::Snapshot>(frame(6));
+    auto pool = std::const_pointer_cast<StringPool>(s->strings);
+    for (auto& r : s->rows) {
+        r.pid = 0;
+        r.comm = k_no_string;
+        r.forwarded = r.forwarded_known = true;
+        r.ct.orig.src = parse_addr(r.ct.id % 2 ? "192.0.2.10" : "192.0.2.11")->first;
+        r.ct.reply.src = r.ct.orig.dst;
+        r.ct.reply.dst = parse_addr("203.0.113.7")->first;  // masqueraded
+        if (r.ct.id % 2 == 0) r.src_name = pool->intern("desk.lan");
+    }
+    LocalAddresses router;
+    router.add(Family::ipv4, parse_addr("192.0.2.254")->first);
+    router.add(Family::ipv4, parse_addr("203.0.113.7")->first);
+    router.add_network(*parse_network("192.0.2.0/24"));
+    ViewModel m(router);
+    m.offer(s);
+    const auto text = draw(80, 24, m);
+    expect_within(text, 80);
+    EXPECT_NE(text.find("CLIENT"), std::string::npos) << text;
+    EXPECT_NE(text.find("192.0.2.10"), std::string::npos) << text;
+    EXPECT_NE(text.find("desk.lan"), std::string::npos) << text;  // its reverse DNS name
+    EXPECT_NE(text.find(" CC "), std::string::npos) << text;
+    EXPECT_EQ(text.find("(forwarded)"), std::string::npos) << text;
 }

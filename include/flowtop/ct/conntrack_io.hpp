@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flowtop/ct/flow_record.hpp"
+#include "flowtop/ct/table_stats.hpp"
 #include "flowtop/util/handle.hpp"
 
 struct mnl_socket;
@@ -21,7 +22,7 @@ struct RecvResult {
 };
 
 class ConntrackIo {
-public:
+  public:
     virtual ~ConntrackIo() = default;
     // The descriptor to poll for events; -1 when there is none.
     virtual int event_fd() const noexcept = 0;
@@ -40,7 +41,29 @@ public:
         (void)first_seq;
         return false;
     }
+    // Reads the table's use, limit and per-CPU counters now (two small requests, apart from
+    // the dump's socket). False when this source cannot; the frame then has no table stats.
+    virtual bool read_table_stats(TableStats& out) noexcept {
+        (void)out;
+        return false;
+    }
 };
+
+// Deletes entries from the conntrack table of the namespace it was opened in
+// (IPCTNL_MSG_CT_DELETE by original tuple, zone and id, as `conntrack -D` does). The kernel
+// forgets the flow's state; the hosts are not blocked: their next packet makes a new entry
+// (or, for TCP mid-stream, is judged by the rules as any packet without state would be).
+class FlowDeleter {
+  public:
+    virtual ~FlowDeleter() = default;
+    // 0 when the kernel deleted it; ENOENT when there is no such entry (it ended, or a newer
+    // flow has the same tuple: the id keeps that one safe); another errno otherwise.
+    virtual int remove(const FlowRecord& flow) noexcept = 0;
+};
+
+// Opens a netlink socket in the current network namespace. Throws flowtop::Error as
+// open_kernel_conntrack does.
+std::unique_ptr<FlowDeleter> open_flow_deleter();
 
 // The per-namespace settings flowtop turns on while it runs: byte/packet counters and flow
 // start/stop times exist only for flows created while these are 1.

@@ -29,7 +29,7 @@ struct FlowRecord {
     std::uint32_t id = 0;
     MsgKind kind = MsgKind::dump;
     Family family = Family::ipv4;
-    std::uint8_t proto = 0;                    // IPPROTO_*
+    std::uint8_t proto = 0;                   // IPPROTO_*
     std::uint8_t tcp_state = k_no_tcp_state;  // TCP_CONNTRACK_*, when the message carries it
     bool has_status = false;
     bool has_counters = false;  // only flows created while nf_conntrack_acct was 1 have them
@@ -50,6 +50,52 @@ struct FlowRecord {
     std::uint16_t source = 0;
     friend bool operator==(const FlowRecord&, const FlowRecord&) = default;
 };
+
+// Status bits of enum ip_conntrack_status (linux/netfilter/nf_conntrack_common.h) that the
+// views name: who was translated, and whether a flowtable has taken the flow over.
+inline constexpr std::uint32_t k_status_src_nat = 1u << 4;   // IPS_SRC_NAT: source rewritten
+inline constexpr std::uint32_t k_status_dst_nat = 1u << 5;   // IPS_DST_NAT: destination rewritten
+inline constexpr std::uint32_t k_status_offload = 1u << 14;  // IPS_OFFLOAD: software flowtable
+inline constexpr std::uint32_t k_status_hw_offload = 1u << 15;  // IPS_HW_OFFLOAD: in the NIC
+
+// Which ends of a flow NAT rewrote. snat: the post-NAT source (a masquerading router's WAN
+// address and port) is the reply's destination; dnat: the real target (a port forward's
+// internal server) is the reply's source.
+enum class Nat : std::uint8_t { none, snat, dnat, both };
+
+// From the status bits when the message carried them, else from the tuples (a reply that does
+// not mirror the original was translated; DESTROY events carry no status).
+constexpr Nat nat_of(const FlowRecord& r) noexcept {
+    bool src = false, dst = false;
+    if (r.has_status) {
+        src = (r.status & k_status_src_nat) != 0;
+        dst = (r.status & k_status_dst_nat) != 0;
+    } else if (r.reply != Tuple{}) {  // a message without a reply tuple tells nothing
+        src = r.reply.dst != r.orig.src || r.reply.dport != r.orig.sport;
+        dst = r.reply.src != r.orig.dst || r.reply.sport != r.orig.dport;
+    }
+    return src && dst ? Nat::both : src ? Nat::snat : dst ? Nat::dnat : Nat::none;
+}
+// "snat", "dnat", "both", or nullptr for none (JSON null).
+constexpr const char* nat_name(Nat nat) noexcept {
+    switch (nat) {
+        case Nat::snat:
+            return "snat";
+        case Nat::dnat:
+            return "dnat";
+        case Nat::both:
+            return "both";
+        case Nat::none:
+            break;
+    }
+    return nullptr;
+}
+
+// Handed to a flowtable (nft `flow add @ft`): packets bypass conntrack, so its counters and
+// timeout stop moving while the flow may still carry traffic.
+constexpr bool offloaded(const FlowRecord& r) noexcept {
+    return r.has_status && (r.status & (k_status_offload | k_status_hw_offload)) != 0;
+}
 
 // A flow's identity across every watched namespace: the source index above the conntrack id.
 using FlowKey = std::uint64_t;

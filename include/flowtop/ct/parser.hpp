@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "flowtop/ct/flow_record.hpp"
@@ -30,7 +31,7 @@ struct RefusedRequest {
 };
 
 class Parser {
-public:
+  public:
     Parser();
     ~Parser();
     Parser(const Parser&) = delete;
@@ -40,9 +41,12 @@ public:
     // message. Never throws for bad input: bad messages are counted and skipped.
     template <typename Sink>
     ParseResult parse(std::span<const std::byte> buf, Sink&& sink) {
+        // Sink is a reference type for an lvalue sink: point at what it refers to.
+        using Target = std::remove_reference_t<Sink>;
         ParseResult result;
-        walk(buf, result, [](void* ctx, const FlowRecord& r) { (*static_cast<Sink*>(ctx))(r); },
-             &sink);
+        walk(
+            buf, result, [](void* ctx, const FlowRecord& r) { (*static_cast<Target*>(ctx))(r); },
+            const_cast<void*>(static_cast<const void*>(&sink)));
         return result;
     }
 
@@ -52,7 +56,7 @@ public:
     // The requests refused in the last parse() call.
     const std::vector<RefusedRequest>& refused() const noexcept { return refused_; }
 
-private:
+  private:
     using Callback = void (*)(void*, const FlowRecord&);
     void walk(std::span<const std::byte> buf, ParseResult& result, Callback cb, void* ctx);
     nf_conntrack* ct_;

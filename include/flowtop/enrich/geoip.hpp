@@ -1,6 +1,7 @@
 #pragma once
 // GeoIP lookups in mmdb files (libmaxminddb): MaxMind GeoLite2/GeoIP2 and the flat DB-IP /
 // ip-location-db schema, IPv4 and IPv6, several databases at once (country, city, ASN).
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -8,15 +9,16 @@
 #include <thread>
 #include <vector>
 
-#include "flowtop/enrich/dns.hpp"
 #include "flowtop/util/addr.hpp"
+#include "flowtop/util/spsc_queue.hpp"
 
 struct MMDB_s;
 
 namespace flowtop::enrich {
 
 struct GeoResult {
-    std::string country;  // ISO 3166 code, or k_special_country for special-purpose addresses
+    std::string country;       // ISO 3166 code, or k_special_country for special-purpose addresses
+    std::string country_name;  // the database's English name of that country ("" if none)
     std::string city;
     std::string org;  // AS organisation, or the special-purpose label
     std::uint32_t asn = 0;
@@ -36,7 +38,17 @@ const char* special_label(const Addr& addr, Family family) noexcept;
 // their label only when no database has them.
 bool skip_lookup(const Addr& addr, Family family) noexcept;
 
-// One open mmdb file.
+// One open mmdb file. libmaxminddb maps the file (MMDB_MODE_MMAP is its only mode, and 1.7
+// has no open-from-memory), so the file may change under a running flowtop:
+//  - replaced by rename (geoipupdate, `mv`): the mapping keeps the old inode, intact; the
+//    next check_file() sees another inode and opens the new file once it is valid;
+//  - truncated or rewritten in place (`cp new.mmdb old.mmdb` truncates first): a read past
+//    the new end would raise SIGBUS. The mapping is watched (signals::watch_mapping): the
+//    handler puts zero pages there and marks it, the lookup's answer is thrown away, and
+//    check_file() stops using the mapping, says so once, and reopens the file when it is
+//    valid again (its size, mtime or inode changed and it opens cleanly).
+// A private copy (memfd) would avoid the fault altogether but costs the files' whole size in
+// memory that cannot be evicted (150 MB for the bundled DB-IP set), on every start.
 class GeoDb {
   public:
     // Throws flowtop::Error naming the file when it is missing, unreadable or corrupt.
@@ -46,20 +58,35 @@ class GeoDb {
     GeoDb& operator=(GeoDb&&) noexcept;
 
     // Fills the fields of out that are still empty from this database's record, if any.
-    // Returns false on a lookup error (e.g. corrupt data section); never throws.
+    // Returns false on a lookup error (e.g. corrupt data section, or the file was cut short
+    // while it read); never throws. Thread-safe against check_file().
     bool lookup(const Addr& addr, Family family, GeoResult& out) const noexcept;
     const std::string& path() const noexcept { return path_; }
     const std::string& type() const noexcept { return type_; }  // metadata database_type
 
+    // Compares the file with the one opened (device, inode, size, mtime) and reopens or stops
+    // using it as above. Returns a note for the user when something changed (once per change),
+    // or an empty string. One caller at a time (the writer thread).
+    std::string check_file() const;
+    // False once the file became unusable and until it is valid again.
+    bool usable() const noexcept;
+
+    struct Open;
+
   private:
+    struct State;
+    static bool lookup_in(const MMDB_s* mmdb, const Addr& addr, Family family,
+                          GeoResult& out) noexcept;
     std::string path_;
     std::string type_;
-    std::unique_ptr<MMDB_s> mmdb_;
+    std::unique_ptr<State> state_;
 };
 
 // The directories searched when no --geoip-db is given, in order: /usr/share/GeoIP,
-// /var/lib/GeoIP (MaxMind GeoLite2 from geoipupdate), <source tree>/data/geoip and
-// <share dir>/geoip (scripts/install-geoip's free DB-IP and geo-whois-asn-country files).
+// /var/lib/GeoIP (MaxMind GeoLite2 from geoipupdate), <source tree>/data/geoip (development
+// builds only, FLOWTOP_DEV_PATHS), /var/lib/flowtop/geoip (flowtop-geoip-update) and
+// <share dir>/geoip (the packaged DB-IP, geo-whois-asn-country and ASN files). A file name
+// found in an earlier directory shadows the same name in later ones.
 std::vector<std::string> geoip_search_path();
 
 class GeoIp {
@@ -70,6 +97,9 @@ class GeoIp {
     // win over the bundled ones. Each problem adds one line to notes and the rest opens.
     static GeoIp open(const std::vector<std::string>& paths, std::vector<std::string>& notes);
     void add(GeoDb db) { dbs_.push_back(std::move(db)); }
+    // check_file() of every database; returns true when one was reopened or dropped (cached
+    // answers are stale then). Notes go to `notes`.
+    bool check_files(std::vector<std::string>& notes) const;
 
     // Special addresses get their label; others merge every database's answer (first wins).
     GeoResult lookup(const Addr& addr, Family family) const noexcept;

@@ -1,7 +1,11 @@
 #pragma once
 // Process attribution as a tick hook: the writer only drains results and posts the keys of
-// unattributed flows (never blocking); a worker thread matches them to sockets (sock_diag, in
-// the network namespace the worker was started in) and sockets to processes (/proc).
+// unattributed flows (never blocking); one worker thread matches them to sockets (sock_diag) and
+// sockets to processes (/proc), for every watched namespace. Each namespace has its own
+// sock_diag socket, NEW-flow listener and local-address set, opened inside it when it is added
+// (sockets keep their namespace); a request goes to those of its flow's source. Socket inodes
+// are unique host-wide (one sockfs) and /proc is the host's, so one inode cache and one /proc
+// walk serve them all.
 //
 // A short-lived client is gone by the next tick, so the worker also listens for conntrack NEW
 // events itself and attributes locally-ended flows at once, while the process still holds the
@@ -11,10 +15,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
-#include "flowtop/table/collector.hpp"
+#include "flowtop/netns/namespace_source.hpp"
+#include "flowtop/table/tick.hpp"
 
 namespace flowtop::enrich {
 
@@ -23,8 +27,6 @@ struct ProcAttributorConfig {
     std::size_t queue_capacity = 16384;  // requests per hand-over; more wait for the next tick
     bool watch_new_flows = true;         // the conntrack NEW listener above
     int attempts = 3;  // ticks a flow with a local end but no socket found is retried
-    // Only rows of this collector source (one watched namespace among several); all when unset.
-    std::optional<std::uint16_t> source = std::nullopt;
 };
 
 struct ProcAttributorStats {
@@ -37,16 +39,24 @@ struct ProcAttributorStats {
     std::atomic<std::uint64_t> dropped{0};     // requests not posted: queue busy or full
 };
 
-class ProcAttributor : public table::TickHook {
+class ProcAttributor : public table::TickHook, public netns::NamespaceUser {
   public:
-    // Starts the worker in the calling thread's network namespace. Throws flowtop::Error when
-    // sock_diag cannot be opened.
+    // Starts the worker, which serves no namespace until one is added. Throws flowtop::Error
+    // when it cannot start.
     explicit ProcAttributor(ProcAttributorConfig config = {});
     ~ProcAttributor() override;
     ProcAttributor(const ProcAttributor&) = delete;
     ProcAttributor& operator=(const ProcAttributor&) = delete;
 
-    void on_tick(table::FlowTable& table, StringPool& strings, std::uint64_t now_ns) override;
+    // Attributes the flows of collector source `source`, whose namespace is the calling
+    // thread's: its sock_diag socket, NEW-flow listener and addresses are opened here. On the
+    // writer thread or before it runs. Throws flowtop::Error when sock_diag cannot be opened.
+    void add_namespace(std::uint16_t source) override;
+    // Its flows get no more attribution; the worker closes its sockets.
+    void remove_namespace(std::uint16_t source) noexcept override;
+
+    // Posts the flows born this tick (and those to retry), applies the answers that came.
+    void on_tick(table::TickContext& tick) override;
 
     const ProcAttributorStats& stats() const noexcept;
 

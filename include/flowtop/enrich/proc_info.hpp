@@ -3,7 +3,6 @@
 // systemd unit, network namespace.
 #include <cstdint>
 #include <string>
-#include <string_view>
 
 namespace flowtop::enrich {
 
@@ -17,15 +16,8 @@ struct ProcInfo {
     std::uint64_t netns = 0;  // inode of /proc/PID/ns/net; 0 when unreadable
 };
 
-// Reads /proc/PID/{comm,cmdline,status,cgroup,ns/net}; false when the process is gone.
+// Reads /proc/PID/{comm,cmdline,status,cgroup,ns/net}; false when the process is gone. The
+// generic readers it uses (cgroup, user names) live in util/procfs.hpp.
 bool read_proc_info(const std::string& proc_root, std::uint32_t pid, ProcInfo& out);
-
-// The container or unit named by the contents of /proc/PID/cgroup (cgroup v1 or v2): Docker
-// and Podman container ids (12 hex digits, as `docker ps` shows them), else the innermost
-// systemd unit (.service/.scope), else empty.
-std::string container_of_cgroup(std::string_view cgroup_file);
-
-// User name for a uid (getpwuid_r), or the number as text.
-std::string user_name(std::uint32_t uid);
 
 }  // namespace flowtop::enrich

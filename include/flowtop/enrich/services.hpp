@@ -1,5 +1,6 @@
 #pragma once
 // Service names by port and protocol, from conf/tcp.conf and conf/udp.conf ("port, name").
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -7,6 +8,9 @@
 #include <vector>
 
 namespace flowtop::enrich {
+
+// Service names (IANA's are at most 15 characters) longer than this are refused with a warning.
+inline constexpr std::size_t k_max_service_name = 32;
 
 class ServiceTable {
   public:
@@ -26,7 +30,8 @@ class ServiceTable {
 };
 
 // The directories searched for tcp.conf/udp.conf, first match wins: --conf-dir (if given),
-// /etc/flowtop, the installed share dir, the source tree's conf/.
+// /etc/flowtop, the installed share dir, and in development builds (FLOWTOP_DEV_PATHS) the
+// source tree's conf/.
 std::vector<std::string> conf_search_path(const std::string& conf_dir);
 
 // Loads tcp.conf and udp.conf from the first directory of the search path that has each.

@@ -1,7 +1,7 @@
 #pragma once
 // --all-netns: one conntrack source per network namespace on the host, added as namespaces
-// appear and removed when they go. In each one the kernel-settings guard turns on what flowtop
-// needs and the process attributor matches sockets, both opened inside that namespace.
+// appear and removed when they go. Each is a NamespaceSource (its guard, conntrack sockets and
+// users' state, opened inside it), the same composition as flowtop's own namespace.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "flowtop/netns/namespace_scan.hpp"
+#include "flowtop/netns/namespace_source.hpp"
 #include "flowtop/table/collector.hpp"
 
 namespace flowtop::netns {
 
 struct AllNetnsConfig {
-    bool attribute_processes = true;
+    // Told of every namespace added and removed (the process attributor).
+    std::vector<NamespaceUser*> users;
     ScanRoots roots{};
     std::chrono::milliseconds rescan{1000};
     // A namespace missing from this many scans in a row is let go (its flows end).
@@ -24,7 +26,7 @@ struct AllNetnsConfig {
 };
 
 class AllNetnsWatcher : public table::SourceWatcher {
-public:
+  public:
     explicit AllNetnsWatcher(AllNetnsConfig config);
     // Puts back every namespace's settings.
     ~AllNetnsWatcher() override;
@@ -37,12 +39,14 @@ public:
     // What the user should hear about (settings that stay off, namespaces that cannot be
     // watched), each once.
     std::vector<std::string> take_notes();
+    // Puts back every watched namespace's settings now, once the writer has stopped.
+    void restore() noexcept;
 
-private:
+  private:
     struct Watched;
     void add(table::Collector& collector, const NamespaceEntry& entry);
-    void remove(table::Collector& collector, const Watched& watched);
-    void note(std::string text);
+    void note(const std::string& text);
+    void tell_kernel_settings(table::Collector& collector);
 
     AllNetnsConfig config_;
     NamespaceScanner scanner_;

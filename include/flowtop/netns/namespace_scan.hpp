@@ -23,12 +23,12 @@ struct ScanRoots {
 };
 
 class NamespaceScanner {
-public:
+  public:
     explicit NamespaceScanner(ScanRoots roots = {});
     // Never throws: unreadable entries (a process that just exited) are skipped.
     std::vector<NamespaceEntry> scan();
 
-private:
+  private:
     ScanRoots roots_;
     std::uint64_t own_inode_ = 0;
     // A process's container costs a read of its cgroup file: once per namespace.

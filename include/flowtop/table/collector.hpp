@@ -4,24 +4,17 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <stop_token>
+#include <string>
 #include <vector>
 
 #include "flowtop/ct/conntrack_io.hpp"
 #include "flowtop/ct/parser.hpp"
 #include "flowtop/table/flow_table.hpp"
 #include "flowtop/table/snapshot.hpp"
+#include "flowtop/table/tick.hpp"
 
 namespace flowtop::table {
-
-// Runs on the writer thread once per tick, before the frame is published: enrichment hands its
-// results to the table here (never blocking: it only drains queues and posts requests).
-class TickHook {
-public:
-    virtual ~TickHook() = default;
-    virtual void on_tick(FlowTable& table, StringPool& strings, std::uint64_t now_ns) = 0;
-};
 
 struct CollectorConfig {
     std::chrono::milliseconds interval{1000};
@@ -34,8 +27,12 @@ struct CollectorConfig {
     // tick would eat half a core. Full sweeps get this share of one core; between them only
     // busy flows (events, or traffic at the last sample) are re-read, in batched GETs.
     double sweep_cpu_share = 0.04;
-    std::chrono::milliseconds max_sweep_gap{10000};
-    std::size_t max_refresh = 4096;  // more busy flows than this: a full sweep is cheaper
+    // The longest gap the share may stretch to. 10 s held the sweep at a dump's CPU / 10 s
+    // from ~100k flows up (9% of a core at 240k flows, 0.1 of a sweep every second, before
+    // anything else): 30 s lets the share hold up to ~300k flows on this class of machine.
+    std::chrono::milliseconds max_sweep_gap{30000};
+    // More busy flows than this and than a quarter of the table: a full sweep is cheaper.
+    std::size_t max_refresh = 4096;
     std::chrono::milliseconds fixed_sweep_gap{0};  // non-zero: sweep this often, not adaptively
 };
 
@@ -44,13 +41,13 @@ class Collector;
 // Adds and removes sources as namespaces come and go; runs on the writer thread at the start
 // of every tick (and once before the first dump).
 class SourceWatcher {
-public:
+  public:
     virtual ~SourceWatcher() = default;
     virtual void update_sources(Collector& collector) = 0;
 };
 
 class Collector {
-public:
+  public:
     // Watches one conntrack table (source 0, no namespace label).
     Collector(ct::ConntrackIo& io, SnapshotHub& hub, CollectorConfig config);
     // Watches the sources a SourceWatcher adds.
@@ -59,9 +56,12 @@ public:
     Collector(const Collector&) = delete;
     Collector& operator=(const Collector&) = delete;
 
-    void add_hook(TickHook* hook) { hooks_.push_back(hook); }
-    void remove_hook(TickHook* hook) { std::erase(hooks_, hook); }
+    // Hooks run on the writer thread every tick, in the order added (see tick.hpp).
+    void add_hook(TickHook* hook) { hooks_.add(hook); }
+    void remove_hook(TickHook* hook) { hooks_.remove(hook); }
     void set_source_watcher(SourceWatcher* watcher) { watcher_ = watcher; }
+    // Each frame carries this source's alert log (the detectors, themselves a hook).
+    void set_alert_source(const AlertSource* source) { alert_source_ = source; }
     // Whether accounting and timestamps are on in every watched namespace (they change as
     // namespaces come and go).
     void set_kernel_settings(bool acct_on, bool timestamp_on) noexcept {
@@ -94,13 +94,15 @@ public:
     const FlowTable& table() const noexcept { return table_; }
     const FrameStats& stats() const noexcept { return stats_; }
 
-private:
+  private:
     struct Source {
         ct::ConntrackIo* io = nullptr;  // nullptr: a removed source's free slot
         bool need_resync = false;
         bool sweep_now = false;  // this tick's refresh sweeps it
         unsigned ticks_since_sweep = 0;
         unsigned sweep_every = 1;  // ticks between full sweeps
+        bool have_table_stats = false;
+        ct::TableStats table_stats{};  // the last reading
     };
 
     void dump_source(std::uint16_t index, bool resync);
@@ -110,7 +112,10 @@ private:
     ct::ParseResult apply_messages(std::span<const std::byte> bytes, std::uint16_t source);
     void handle_events(std::span<const std::byte> bytes, std::uint16_t source);
     bool any_resync_needed() const noexcept;
+    std::size_t refresh_limit() const noexcept;
     void update_sweep_interval() noexcept;
+    // Reads every source's table stats into stats_ and `use` (once a tick).
+    void read_table_stats(double dt, std::vector<NetnsTableUse>& use);
 
     SnapshotHub& hub_;
     CollectorConfig config_;
@@ -119,8 +124,10 @@ private:
     std::shared_ptr<StringPool> strings_;
     FrameStats stats_;
     std::vector<std::byte> buffer_;
-    std::vector<TickHook*> hooks_;
+    TickHooks hooks_;
+    std::uint64_t last_events_ = 0;
     SourceWatcher* watcher_ = nullptr;
+    const AlertSource* alert_source_ = nullptr;
     std::vector<Source> sources_;
     bool running_ = false;
     std::chrono::steady_clock::time_point last_tick_{};

@@ -7,7 +7,7 @@
 namespace flowtop::table {
 
 class FlatIndex {
-public:
+  public:
     static constexpr std::uint32_t k_missing = 0xffffffffu;
 
     std::uint32_t find(std::uint32_t key) const noexcept {
@@ -55,7 +55,7 @@ public:
 
     std::size_t size() const noexcept { return size_; }
 
-private:
+  private:
     static constexpr std::uint32_t k_empty = 0xffffffffu;
     static constexpr std::uint32_t k_deleted = 0xfffffffeu;
     struct Slot {

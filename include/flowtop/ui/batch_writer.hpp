@@ -4,14 +4,19 @@
 #include <cstdio>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "flowtop/table/snapshot.hpp"
+#include "flowtop/ui/flow_fields.hpp"
 #include "flowtop/ui/options.hpp"
+#include "flowtop/util/text.hpp"
 
 namespace flowtop::ui {
 
 class BatchWriter {
-public:
+  public:
     virtual ~BatchWriter() = default;
     // rows: the flows to print, already filtered and ordered.
     virtual void write_frame(const table::Snapshot& snap,
@@ -26,7 +31,12 @@ struct WriterConfig {
 std::unique_ptr<BatchWriter> make_batch_writer(OutputFormat format, std::FILE* out,
                                                WriterConfig config);
 
-// JSON string escaping (RFC 8259), exposed for tests.
-std::string json_escape(std::string_view s);
+// One flow as the JSON object of a batch line (no newline): {"type":"flow", the keys of
+// flow_field_keys()..., then `extra` (more ",\"key\":value" members, e.g. the flow log's end).
+std::string flow_json(const table::Snapshot& snap, const table::FlowRow& row,
+                      std::string_view extra, std::vector<Field>& scratch);
+
+// JSON string escaping lives in util (text.hpp).
+using flowtop::json_escape;
 
 }  // namespace flowtop::ui

@@ -4,6 +4,7 @@
 //   host:NAME|ADDR|CIDR       either end, by name (substring) or address/prefix
 //   port:N | port:N-M | port:NAME   either port, or the service name
 //   proto: family: state: proc: user: cc: netns: dir:in|out|fwd
+//   nat:snat|dnat|both|none   what NAT rewrote (snat and dnat include both)
 //   and, or, not, ( ) ; juxtaposition means and
 // Parsing reports an error with the column where it went wrong.
 #include <cstdint>
@@ -15,23 +16,26 @@
 
 #include "flowtop/table/snapshot.hpp"
 #include "flowtop/util/addr.hpp"
+#include "flowtop/util/local_addresses.hpp"
 
 namespace flowtop::ui {
+
+// Limits that keep a hostile or generated filter from exhausting the stack or the CPU: deeper
+// nesting or a longer text is an error at its column, never a crash.
+inline constexpr std::size_t k_max_filter_depth = 100;      // levels of '(' and 'not'
+inline constexpr std::size_t k_max_filter_length = 262144;  // characters (20,000 terms fit)
 
 struct FilterError {
     std::string message;
     std::size_t column = 0;  // 0-based position in the expression
 };
 
-// What "local" means for dir: — the addresses of the watched namespace.
-struct LocalAddresses {
-    std::vector<Addr> addrs;
-    bool contains(const Addr& a) const noexcept;
-    static LocalAddresses of_current_namespace();
-};
+// What "local" means for dir: the addresses of the watched namespace, the same set the process
+// attributor decides "forwarded" by.
+using LocalAddresses = flowtop::LocalAddresses;
 
 class FilterExpr {
-public:
+  public:
     struct Node;
     FilterExpr();
     ~FilterExpr();
@@ -48,7 +52,7 @@ public:
     bool matches(const table::Snapshot& snap, const table::FlowRow& row,
                  const LocalAddresses* local = nullptr) const;
 
-private:
+  private:
     std::shared_ptr<const Node> root_;
     std::string text_;
 };

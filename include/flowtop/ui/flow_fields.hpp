@@ -22,8 +22,15 @@ struct Field {
 const std::vector<const char*>& flow_field_keys();
 
 // Fills `out` (cleared first) with the row's fields, in the order of flow_field_keys().
-void flow_fields(const table::Snapshot& snap, const table::FlowRow& row,
-                 std::vector<Field>& out);
+void flow_fields(const table::Snapshot& snap, const table::FlowRow& row, std::vector<Field>& out);
+
+// "198.51.100.254:61000", "[2001:db8::1]:80"; the address alone for ICMP.
+std::string addr_port_text(const ct::FlowRecord& ct, const Addr& addr, std::uint16_t port);
+// The original direction as the far side of NAT sees it (the reply tuple reversed): the
+// masquerading router's WAN address and port as the source, a port forward's internal
+// target as the destination. "src -> dst", each with its port.
+std::string translated_text(const ct::FlowRecord& ct);
+std::string original_text(const ct::FlowRecord& ct);
 
 // "2026-11-22T23:59:59.123Z"
 std::string rfc3339(std::uint64_t realtime_ns);

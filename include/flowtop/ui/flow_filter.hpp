@@ -9,13 +9,13 @@
 namespace flowtop::ui {
 
 class FlowFilter {
-public:
+  public:
     FlowFilter() = default;
     explicit FlowFilter(const Options& options);
     bool matches(const table::FlowRow& row) const noexcept;
     friend bool operator==(const FlowFilter&, const FlowFilter&) = default;
 
-private:
+  private:
     bool only_ipv4_ = false;
     bool only_ipv6_ = false;
     std::vector<std::uint8_t> protocols_;

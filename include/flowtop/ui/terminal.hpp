@@ -10,13 +10,13 @@ namespace flowtop::ui {
 enum class Style { normal, title, header, selected, dim, error, bar, closed, paused };
 
 class Terminal {
-public:
+  public:
     virtual ~Terminal() = default;
     virtual int width() const = 0;
     virtual int height() const = 0;
-    virtual void begin_frame() = 0;                                   // blank the next frame
+    virtual void begin_frame() = 0;                                          // blank the next frame
     virtual void put(int y, int x, std::string_view utf8, Style style) = 0;  // clipped to the grid
-    virtual void end_frame() = 0;                                     // send what changed
+    virtual void end_frame() = 0;                                            // send what changed
     // Changes the style of n cells without changing their text (rate bars).
     virtual void restyle(int y, int x, int n, Style style) = 0;
 };
@@ -28,7 +28,7 @@ std::string fit(std::string_view utf8, std::size_t width, bool right = false);
 
 // A terminal in memory, for tests: the text and style of every cell.
 class FakeTerminal final : public Terminal {
-public:
+  public:
     FakeTerminal(int width, int height) : width_(width), height_(height) { begin_frame(); }
     int width() const override { return width_; }
     int height() const override { return height_; }
@@ -46,7 +46,7 @@ public:
     Style style_at(int y, int x) const { return cells_[y][x].style; }
     int frames() const { return frames_; }
 
-private:
+  private:
     struct Cell {
         std::string glyph = " ";
         Style style = Style::normal;

@@ -10,40 +10,41 @@
 
 namespace flowtop::ui {
 
-// Totals since start, averages and peaks of the whole table, iftop-style.
+// Totals since start, averages and peaks of the whole table, iftop-style. The writer keeps
+// them (table::FrameStats), so a view that skips frames still counts every departed flow.
 class Summary {
-public:
+  public:
     void update(const table::Snapshot& snap);
-    std::uint64_t orig_total() const { return departed_orig_ + live_orig_; }
-    std::uint64_t reply_total() const { return departed_reply_ + live_reply_; }
-    double orig_rate(RateWindow w) const { return orig_rate_[static_cast<int>(w) + 1]; }
-    double reply_rate(RateWindow w) const { return reply_rate_[static_cast<int>(w) + 1]; }
-    double orig_peak() const { return orig_peak_; }
-    double reply_peak() const { return reply_peak_; }
-    double events_per_s() const { return events_per_s_; }
+    std::uint64_t orig_total() const { return stats_.orig_bytes_total; }
+    std::uint64_t reply_total() const { return stats_.reply_bytes_total; }
+    double orig_rate(RateWindow w) const { return stats_.orig_rate[static_cast<int>(w) + 1]; }
+    double reply_rate(RateWindow w) const { return stats_.reply_rate[static_cast<int>(w) + 1]; }
+    double orig_peak() const { return stats_.orig_rate_peak; }
+    double reply_peak() const { return stats_.reply_rate_peak; }
+    double events_per_s() const { return stats_.events_per_s; }
     // Flows in the frame by protocol: tcp, udp, icmp (both versions), other.
-    const std::size_t* by_proto() const { return by_proto_; }
+    const std::uint64_t* by_proto() const { return stats_.flows_by_proto; }
 
-private:
-    std::uint64_t departed_orig_ = 0, departed_reply_ = 0, live_orig_ = 0, live_reply_ = 0;
-    double orig_rate_[4] = {}, reply_rate_[4] = {};
-    double orig_peak_ = 0, reply_peak_ = 0, events_per_s_ = 0;
-    std::uint64_t last_seq_ = 0, last_events_ = 0;
-    std::size_t by_proto_[4] = {};
+  private:
+    table::FrameStats stats_;
 };
 
 struct UiState {
     bool help = false;
     bool detail = false;
-    bool prompt = false;           // the filter prompt is open
+    bool prompt = false;  // the filter prompt is open
     std::string prompt_text;
     std::optional<FilterError> prompt_error;
     bool show_source = false;
     bool bits = false;
-    bool totals = false;           // cumulative bytes instead of rates in the rate columns
+    bool totals = false;  // cumulative bytes instead of rates in the rate columns
     bool bars = false;
     bool log_bars = false;
-    std::string status;            // a one-line message in the bottom row
+    bool names = true;                        // host names from reverse DNS (key n), else addresses
+    bool port_numbers = false;                // ports as numbers instead of service names (key N)
+    std::vector<std::string> hidden_columns;  // flowtoprc hide_columns: proto state port ...
+    std::string status;                       // a one-line message in the bottom row
+    std::string confirm;  // a question in the bottom row (y answers it); empty when none
     Summary summary;
 };
 

@@ -18,6 +18,7 @@ struct Addr {
     static Addr v4(std::uint32_t network_order);
     static Addr v6(const void* sixteen_bytes);
     std::string to_string(Family family) const;
+    // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted <=>.
     friend auto operator<=>(const Addr&, const Addr&) = default;
 };
 

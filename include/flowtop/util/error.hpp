@@ -7,12 +7,12 @@
 namespace flowtop {
 
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class UsageError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

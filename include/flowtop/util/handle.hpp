@@ -1,7 +1,8 @@
 #pragma once
 // Ownership of C handles: one owner each, released by the library's own destroy function.
-#include <memory>
 #include <unistd.h>
+
+#include <memory>
 #include <utility>
 
 namespace flowtop {
@@ -19,7 +20,7 @@ using CPtr = std::unique_ptr<T, Deleter<Destroy>>;
 
 // A file descriptor with one owner.
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -39,7 +40,7 @@ public:
         fd_ = fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 

@@ -17,7 +17,7 @@ using StrId = std::uint32_t;
 constexpr StrId k_no_string = 0;  // "unknown": shown as null / pending
 
 class StringPool {
-public:
+  public:
     StringPool();
     // Writer side: the id of `s`, adding it on first use. Not thread-safe against other writers.
     StrId intern(std::string_view s);
@@ -25,7 +25,7 @@ public:
     std::string_view get(StrId id) const noexcept;
     std::size_t size() const noexcept { return count_.load(std::memory_order_acquire); }
 
-private:
+  private:
     static constexpr std::size_t k_chunk_bits = 12;
     static constexpr std::size_t k_chunk_size = std::size_t{1} << k_chunk_bits;
     static constexpr std::size_t k_max_chunks = 4096;  // 16M distinct strings

@@ -11,6 +11,11 @@ namespace flowtop {
 // Does the process hold CAP_NET_ADMIN (effective)? Read from /proc/self/status.
 bool has_net_admin() noexcept;
 
+// Makes sure descriptors 0, 1 and 2 are open before flowtop opens anything: a file opened on a
+// closed descriptor 1 (a settings file!) would receive the batch output. A closed stdin or
+// stderr becomes /dev/null; a closed stdout is an error (nowhere to write the output).
+void check_standard_streams();
+
 // Throws the "run it as root" error when CAP_NET_ADMIN is missing.
 void require_net_admin();
 
@@ -37,13 +42,13 @@ std::uint64_t netns_link_inode(const std::string& link_path) noexcept;
 // Moves the calling thread into another network namespace for a scope; sockets it opens there,
 // and threads it starts there, stay in that namespace. Only this thread moves.
 class ScopedNetns {
-public:
+  public:
     explicit ScopedNetns(int netns_fd);  // throws flowtop::Error
     ~ScopedNetns();
     ScopedNetns(const ScopedNetns&) = delete;
     ScopedNetns& operator=(const ScopedNetns&) = delete;
 
-private:
+  private:
     UniqueFd home_;
 };
 

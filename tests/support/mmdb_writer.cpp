@@ -180,17 +180,18 @@ MmdbValue asn(std::uint32_t number, const char* org) {
 }  // namespace
 
 std::pair<std::string, std::string> write_maxmind_fixtures(const std::string& dir) {
-    auto place = [](const char* cc, const char* city) {
+    auto place = [](const char* cc, const char* name, const char* city) {
         return MmdbValue::map(
             {{"city", MmdbValue::map({{"geoname_id", MmdbValue::u32(2759794)},
                                       {"names", MmdbValue::map({{"en", MmdbValue::str(city)}})}})},
              {"country",
               MmdbValue::map({{"iso_code", MmdbValue::str(cc)},
-                              {"names", MmdbValue::map({{"en", MmdbValue::str(cc)}})}})}});
+                              {"names", MmdbValue::map({{"de", MmdbValue::str("Landname")},
+                                                        {"en", MmdbValue::str(name)}})}})}});
     };
     MmdbWriter city("GeoLite2-City");
-    city.insert("198.51.100.0/24", place("NL", "Amsterdam"));
-    city.insert("2001:db8:1::/48", place("JP", "Tokyo"));
+    city.insert("198.51.100.0/24", place("NL", "Netherlands", "Amsterdam"));
+    city.insert("2001:db8:1::/48", place("JP", "Japan", "Tokyo"));
     MmdbWriter as("GeoLite2-ASN");
     as.insert("198.51.100.0/24", asn(64500, "Example Transit"));
     as.insert("2001:db8:1::/48", asn(64501, "Example IX"));

@@ -1,0 +1,23 @@
+# cmake -DSOURCE=man/flowtop.8 -DINCDIR=man -DOUT=build/man/flowtop.8 -P man.cmake
+# Writes SOURCE with every INCDIR/*.8.inc pasted in (sorted) before its ".SH SEE ALSO" line: one
+# complete page to install, while each subsystem keeps its sections in a file of its own.
+file(READ "${SOURCE}" page)
+file(GLOB INCLUDES "${INCDIR}/*.8.inc")
+set(sections "")
+list(SORT INCLUDES)
+foreach(inc IN LISTS INCLUDES)
+  file(READ "${inc}" text)
+  string(APPEND sections "${text}")
+endforeach()
+string(FIND "${page}" "\n.SH SEE ALSO" at)
+if(at EQUAL -1)
+  string(APPEND page "${sections}")
+else()
+  math(EXPR at "${at} + 1")
+  string(SUBSTRING "${page}" 0 ${at} head)
+  string(SUBSTRING "${page}" ${at} -1 tail)
+  set(page "${head}${sections}${tail}")
+endif()
+get_filename_component(dir "${OUT}" DIRECTORY)
+file(MAKE_DIRECTORY "${dir}")
+file(WRITE "${OUT}" "${page}")
