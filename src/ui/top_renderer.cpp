@@ -137,6 +137,25 @@ std::vector<int> layout(const std::vector<Column>& cols, int width, std::vector<
     return widths;
 }
 
+// The layout of the columns not hidden, so that they get the room of those that are; a hidden
+// column comes back as not shown, with width 0.
+std::vector<int> layout_without(const std::vector<Column>& cols, const std::vector<bool>& hidden,
+                                int width, std::vector<bool>& shown) {
+    std::vector<Column> visible;
+    for (std::size_t i = 0; i < cols.size(); ++i)
+        if (!hidden[i]) visible.push_back(cols[i]);
+    std::vector<bool> visible_shown;
+    const auto visible_widths = layout(visible, width, visible_shown);
+    shown.clear();
+    std::vector<int> widths;
+    for (std::size_t i = 0, j = 0; i < cols.size(); ++i) {
+        shown.push_back(!hidden[i] && visible_shown[j]);
+        widths.push_back(hidden[i] ? 0 : visible_widths[j]);
+        if (!hidden[i]) ++j;
+    }
+    return widths;
+}
+
 void draw_row(Terminal& t, int y, const std::vector<Column>& cols, const std::vector<bool>& shown,
               const std::vector<int>& widths, const std::vector<std::string>& cells, Style style) {
     int x = 0;
@@ -148,6 +167,15 @@ void draw_row(Terminal& t, int y, const std::vector<Column>& cols, const std::ve
     }
     line = fit(line, static_cast<std::size_t>(t.width()));
     t.put(y, x, line, style);
+}
+
+// The column titles, as a header row.
+void draw_titles(Terminal& t, int y, const std::vector<Column>& cols,
+                 const std::vector<bool>& shown, const std::vector<int>& widths) {
+    std::vector<std::string> titles;
+    titles.reserve(cols.size());
+    for (const auto& c : cols) titles.emplace_back(c.title);
+    draw_row(t, y, cols, shown, widths, titles, Style::header);
 }
 
 void draw_bar(Terminal& t, int y, double value, double max, bool log_scale) {
@@ -360,22 +388,9 @@ void draw_flows(Terminal& t, ViewModel& model, const UiState& ui, int top, int r
         if (cols[i].key && std::find(ui.hidden_columns.begin(), ui.hidden_columns.end(),
                                      cols[i].key) != ui.hidden_columns.end())
             hidden[i] = true;
-    std::vector<Column> visible;
-    for (std::size_t i = 0; i < cols.size(); ++i)
-        if (!hidden[i]) visible.push_back(cols[i]);
-    std::vector<bool> visible_shown;
-    const auto visible_widths = layout(visible, t.width(), visible_shown);
     std::vector<bool> shown;
-    std::vector<int> widths;
-    for (std::size_t i = 0, j = 0; i < cols.size(); ++i) {
-        shown.push_back(!hidden[i] && visible_shown[j]);
-        widths.push_back(hidden[i] ? 0 : visible_widths[j]);
-        if (!hidden[i]) ++j;
-    }
-    std::vector<std::string> titles;
-    titles.reserve(cols.size());
-    for (const auto& c : cols) titles.emplace_back(c.title);
-    draw_row(t, top, cols, shown, widths, titles, Style::header);
+    const auto widths = layout_without(cols, hidden, t.width(), shown);
+    draw_titles(t, top, cols, shown, widths);
 
     const auto& lines = model.rows();
     double max_rate = 0;
@@ -473,22 +488,9 @@ void draw_groups(Terminal& t, ViewModel& model, const UiState& ui, int top, int 
     std::vector<bool> hidden(cols.size(), false);
     hidden[1] = !hosts;
     hidden[7] = !clients;
-    std::vector<Column> visible;
-    for (std::size_t i = 0; i < cols.size(); ++i)
-        if (!hidden[i]) visible.push_back(cols[i]);
-    std::vector<bool> visible_shown;
-    const auto visible_widths = layout(visible, t.width(), visible_shown);
     std::vector<bool> shown;
-    std::vector<int> widths;
-    for (std::size_t i = 0, j = 0; i < cols.size(); ++i) {
-        shown.push_back(!hidden[i] && visible_shown[j]);
-        widths.push_back(hidden[i] ? 0 : visible_widths[j]);
-        if (!hidden[i]) ++j;
-    }
-    std::vector<std::string> titles;
-    titles.reserve(cols.size());
-    for (const auto& c : cols) titles.emplace_back(c.title);
-    draw_row(t, top, cols, shown, widths, titles, Style::header);
+    const auto widths = layout_without(cols, hidden, t.width(), shown);
+    draw_titles(t, top, cols, shown, widths);
     const auto& groups = model.groups();
     if (clients && groups.empty()) {
         t.put(top + 1, 0,
@@ -527,10 +529,7 @@ void draw_table(Terminal& t, ViewModel& model, int top, int rows) {
     };
     std::vector<bool> shown;
     auto widths = layout(cols, t.width(), shown);
-    std::vector<std::string> titles;
-    titles.reserve(cols.size());
-    for (const auto& c : cols) titles.emplace_back(c.title);
-    draw_row(t, top, cols, shown, widths, titles, Style::header);
+    draw_titles(t, top, cols, shown, widths);
     const auto& groups = model.groups();
     const std::size_t first = model.first_line();
     for (int i = 0; i < rows && first + static_cast<std::size_t>(i) < groups.size(); ++i) {
@@ -556,10 +555,7 @@ void draw_alerts(Terminal& t, ViewModel& model, int top, int rows) {
     };
     std::vector<bool> shown;
     auto widths = layout(cols, t.width(), shown);
-    std::vector<std::string> titles;
-    titles.reserve(cols.size());
-    for (const auto& c : cols) titles.emplace_back(c.title);
-    draw_row(t, top, cols, shown, widths, titles, Style::header);
+    draw_titles(t, top, cols, shown, widths);
     const auto& alerts = model.alerts();
     if (alerts.empty()) {
         t.put(top + 1, 0, fit("no alerts", static_cast<std::size_t>(t.width())), Style::dim);

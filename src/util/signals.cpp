@@ -162,13 +162,19 @@ sigset_t exit_signal_set() noexcept {
     return set;
 }
 
-void install_exit_handler(int signo) noexcept {
+// Exit signals that were not at their default action when flowtop first installed its
+// handlers: ignored (nohup, a shell's background job), so they cannot end flowtop, or handled by
+// someone who was here first (a fuzzer's timeout alarm, a debugger, an LD_PRELOAD), whose
+// handler decides what the signal means. Either way they stay as the process's owner set them.
+bool g_left_alone[NSIG] = {};
+
+void install_exit_handler(int signo, bool first_install) noexcept {
     struct sigaction old {};
     if (sigaction(signo, nullptr, &old) != 0) return;
-    // Ignored when flowtop started (nohup, a shell's background job): it cannot end flowtop,
-    // so it stays ignored, as the parent asked.
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) return;
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == on_exit_signal) return;  // ours
+    const bool plain = !(old.sa_flags & SA_SIGINFO);
+    if (plain && (old.sa_handler == on_exit_signal || old.sa_handler == on_hangup)) return;
+    if (first_install) g_left_alone[signo] = !(plain && old.sa_handler == SIG_DFL);
+    if (g_left_alone[signo]) return;
     struct sigaction sa {};
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_exit_signal;
@@ -215,6 +221,10 @@ void set_terminal_restore(RestoreHook hook) noexcept { g_terminal_restore.store(
 void set_crash_restore(CrashRestoreHook hook) noexcept { g_crash_restore.store(hook); }
 
 void install_handlers() {
+    // What was left alone is decided once per process: a forked child (the guardian, a test's)
+    // decides again, from the actions it inherited.
+    static std::atomic<pid_t> decided_in{0};
+    const bool first = decided_in.exchange(getpid()) != getpid();
     if (!g_installed.exchange(true)) {
         if (pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK) != 0) g_pipe[0] = g_pipe[1] = -1;
         std::size_t size = 0;
@@ -222,11 +232,11 @@ void install_handlers() {
     }
     // Each call puts flowtop's handlers back where something replaced them since (a fatal
     // signal's replacement is chained behind ours).
-    for (int s : k_exit_signals) install_exit_handler(s);
+    for (int s : k_exit_signals) install_exit_handler(s, first);
     // Real-time signals end the process by default too (glibc keeps the first two for itself
     // and SIGRTMIN starts above them).
     for (int s = SIGRTMIN; s <= SIGRTMAX; ++s)
-        if (s != thread_call_signal()) install_exit_handler(s);
+        if (s != thread_call_signal()) install_exit_handler(s, first);
     struct sigaction sa {};
     sigemptyset(&sa.sa_mask);
     sa.sa_sigaction = on_fatal_signal;

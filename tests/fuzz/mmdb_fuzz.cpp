@@ -3,7 +3,6 @@
 // GeoIp opens it as flowtop does (a bad file is a note, never a crash) and looks up addresses
 // of both families. Seeds are valid files from tests/unit/mmdb_writer (mmdb_seeds).
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -62,27 +61,13 @@ const std::vector<std::pair<Addr, Family>>& addresses() {
     return list;
 }
 
-// Opening a database installs flowtop's signal handlers (the SIGBUS guard of its mapping),
-// which end the process on a second SIGALRM; libFuzzer's timeout watchdog is a SIGALRM a
-// second, so its own handler is put back.
-void keep_libfuzzer_alarm() {
-    static struct sigaction libfuzzer_alarm = [] {
-        struct sigaction sa {};
-        sigaction(SIGALRM, nullptr, &sa);
-        return sa;
-    }();
-    sigaction(SIGALRM, &libfuzzer_alarm, nullptr);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const TempFile file;
     file.write(data, size);
     std::vector<std::string> notes;
-    keep_libfuzzer_alarm();
     auto geo = enrich::GeoIp::open({file.path}, notes);
-    keep_libfuzzer_alarm();
     if (geo.empty() == notes.empty()) fail("a file neither opened nor noted");
     for (const auto& [addr, family] : addresses()) {
         auto result = geo.lookup(addr, family);

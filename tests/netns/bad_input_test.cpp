@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -84,6 +85,8 @@ std::string make_fixtures() {
     for (int i = 0; i < 4096; ++i) noise += static_cast<char>((i * 7919 + 13) & 0xff);
     write_file(d + "/random.mmdb", noise);
     fs::create_directory(d + "/dir.mmdb");
+    fs::create_directory(d + "/closed-home");
+    fs::permissions(d + "/closed-home", fs::perms::owner_all);
     auto [city, asn] = write_maxmind_fixtures(d);
     fs::copy_file(city, d + "/truncated.mmdb");
     fs::resize_file(d + "/truncated.mmdb", fs::file_size(city) / 2);
@@ -292,13 +295,15 @@ std::vector<Row> catalogue() {
         {"NotRoot",
          k_batch + "-G",
          1,
-         // The user's flowtoprc is looked for under $HOME first (root's here, closed to nobody).
-         {"flowtop: warning: cannot read /root/.config/flowtop/flowtoprc: Permission denied",
+         // The user's flowtoprc is looked for under $HOME first: a home closed to nobody (as
+         // root's is), whatever HOME the tests were started with.
+         {"flowtop: warning: cannot read $D/closed-home/.config/flowtop/flowtoprc: Permission "
+          "denied",
           "flowtop: needs root (CAP_NET_ADMIN) to read the kernel's connection tracking table "
           "and to turn on byte accounting: run it with sudo, e.g. 'sudo flowtop', or give a copy "
           "of it that capability (setcap, see CAPABILITIES in flowtop(8))"},
          true,
-         "",
+         "unset XDG_CONFIG_HOME SUDO_USER; HOME=$D/closed-home",
          "",
          "setpriv --reuid=65534 --regid=65534 --clear-groups"},
         // Conntrack netlink refused for real: in a user namespace of its own (a rootless
@@ -412,7 +417,11 @@ TEST_P(BadInput, ClearMessageExitStatusAndNothingLeftChanged) {
     const std::string err = run_dir + "/err", rc = run_dir + "/rc";
     const std::string stdout_to =
         row.tty || row.redirect.find('>') != std::string::npos ? "" : " >" + run_dir + "/out";
-    const std::string command = row.pre + " " + ns.exec(row.in_ns + " " + FLOWTOP_BINARY) + " " +
+    // A row run as another user runs a copy that user may execute, wherever the checkout is.
+    std::optional<ExecutableCopy> copy;
+    if (row.in_ns.find("--reuid") != std::string::npos) copy.emplace();
+    const std::string binary = copy ? copy->path() : FLOWTOP_BINARY;
+    const std::string command = expand(row.pre) + " " + ns.exec(row.in_ns + " " + binary) + " " +
                                 expand(row.args) + " " + row.redirect + stdout_to + " 2>" + err;
     int status = -1;
     if (!row.tty) {

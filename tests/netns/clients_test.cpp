@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -94,11 +95,10 @@ class Clients : public ::testing::Test {
                    "oifname \"r1\" masquerade; }; }'"));
         // Counters only for flows made while accounting is on (the test namespace's own).
         r.set_sysctl("net.netfilter.nf_conntrack_acct", "1");
-        session_ = "ftcl" + std::to_string(getpid());
     }
 
     void TearDown() override {
-        sh("tmux kill-session -t " + session_ + " 2>/dev/null");
+        tmux_.reset();
         for (pid_t pid : children_) {
             kill(pid, SIGKILL);
             waitpid(pid, nullptr, 0);
@@ -155,28 +155,9 @@ class Clients : public ::testing::Test {
         return out;
     }
 
-    std::string screen() {
-        std::string out;
-        sh("tmux capture-pane -p -t " + session_, &out);
-        return out;
-    }
-    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 8s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (screen().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
-    }
-    std::string line_with(const std::string& text) {
-        std::istringstream in(screen());
-        for (std::string line; std::getline(in, line);)
-            if (line.find(text) != std::string::npos) return line;
-        return "";
-    }
-
     std::optional<RouterNet> net_;
-    std::string dir_, leases_, session_;
+    std::string dir_, leases_;
+    std::optional<TmuxSession> tmux_{std::in_place, "ftcl"};
     std::vector<pid_t> children_;
 };
 
@@ -236,51 +217,52 @@ TEST_F(Clients, RouterCountsEachLanClientLikeConntrackAndTheTabAgreesWithGroupCl
     const std::string cmd = net_->router.exec(std::string(FLOWTOP_BINARY) + " -n --leases " +
                                               leases_ + " --filter '" + filter + "'") +
                             "; sleep 30";
-    must("tmux new-session -d -s " + session_ + " -x 100 -y 24 \"" + cmd + "\"");
-    ASSERT_TRUE(wait_for("DESTINATION")) << screen();
-    must("tmux send-keys -t " + session_ + " Tab Tab");
-    ASSERT_TRUE(wait_for("[Clients]")) << screen();
-    ASSERT_TRUE(wait_for("laptop-anna (192.0.2.1)")) << screen();
+    tmux_->start(cmd, 100, 24);
+    ASSERT_TRUE(tmux_->wait_for("DESTINATION")) << tmux_->screen();
+    tmux_->keys("Tab Tab");
+    ASSERT_TRUE(tmux_->wait_for("[Clients]")) << tmux_->screen();
+    ASSERT_TRUE(tmux_->wait_for("laptop-anna (192.0.2.1)")) << tmux_->screen();
     std::this_thread::sleep_for(1500ms);  // a frame or two more
     for (const auto& [addr, j] : batch) {
         const std::string label =
             j["name"].is_string() ? j["name"].get<std::string>() + " (" + addr + ")" : addr;
-        const std::string row = line_with(label + " ");
-        ASSERT_FALSE(row.empty()) << label << " in\n" << screen();
+        const std::string row = tmux_->line_with(label + " ");
+        ASSERT_FALSE(row.empty()) << label << " in\n" << tmux_->screen();
         const auto sent = flowtop::ui::human_bytes(j["sent_bytes"].get<double>());
         const auto received = flowtop::ui::human_bytes(j["received_bytes"].get<double>());
         EXPECT_NE(row.find(" " + sent + " "), std::string::npos) << sent << " in " << row;
         EXPECT_NE(row.find(" " + received + " "), std::string::npos) << received << " in " << row;
     }
-    const std::string capture_text = screen();
+    const std::string capture_text = tmux_->screen();
     if (const char* keep = std::getenv("FLOWTOP_CLIENTS_CAPTURE"))
         std::ofstream(keep, std::ios::trunc) << capture_text;
 
     // The leases file changes: the client is renamed within a few seconds.
     write_leases("laptop-carla", "desktop-ben");
-    EXPECT_TRUE(wait_for("laptop-carla (192.0.2.1)", 5s)) << screen();
-    EXPECT_EQ(screen().find("laptop-anna (192.0.2.1)"), std::string::npos) << screen();
+    EXPECT_TRUE(tmux_->wait_for("laptop-carla (192.0.2.1)", 5s)) << tmux_->screen();
+    EXPECT_EQ(tmux_->screen().find("laptop-anna (192.0.2.1)"), std::string::npos)
+        << tmux_->screen();
 
     // The Flows tab at 80x24 on the router: the LAN client where the process would be.
-    must("tmux resize-window -t " + session_ + " -x 80 -y 24");
-    must("tmux send-keys -t " + session_ + " Tab Tab Tab Tab Tab");
-    ASSERT_TRUE(wait_for("[Flows]")) << screen();
-    ASSERT_TRUE(wait_for("CLIENT")) << screen();
-    EXPECT_TRUE(wait_for("laptop-carla")) << screen();
-    EXPECT_NE(screen().find("desktop-ben"), std::string::npos) << screen();
-    EXPECT_NE(screen().find(" CC "), std::string::npos) << screen();
-    EXPECT_NE(screen().find("ESTAB "), std::string::npos) << screen();
+    must("tmux resize-window -t " + tmux_->name() + " -x 80 -y 24");
+    tmux_->keys("Tab Tab Tab Tab Tab");
+    ASSERT_TRUE(tmux_->wait_for("[Flows]")) << tmux_->screen();
+    ASSERT_TRUE(tmux_->wait_for("CLIENT")) << tmux_->screen();
+    EXPECT_TRUE(tmux_->wait_for("laptop-carla")) << tmux_->screen();
+    EXPECT_NE(tmux_->screen().find("desktop-ben"), std::string::npos) << tmux_->screen();
+    EXPECT_NE(tmux_->screen().find(" CC "), std::string::npos) << tmux_->screen();
+    EXPECT_NE(tmux_->screen().find("ESTAB "), std::string::npos) << tmux_->screen();
 
     // Enter on a Clients row: the Flows tab with that client's filter and its flows only.
-    must("tmux resize-window -t " + session_ + " -x 140 -y 24");
-    must("tmux send-keys -t " + session_ + " Tab Tab");
-    ASSERT_TRUE(wait_for("[Clients]")) << screen();
-    ASSERT_TRUE(wait_for("laptop-carla (192.0.2.1)")) << screen();
+    must("tmux resize-window -t " + tmux_->name() + " -x 140 -y 24");
+    tmux_->keys("Tab Tab");
+    ASSERT_TRUE(tmux_->wait_for("[Clients]")) << tmux_->screen();
+    ASSERT_TRUE(tmux_->wait_for("laptop-carla (192.0.2.1)")) << tmux_->screen();
     // Its place among the rows (idle flows: the order holds still), then Down to it: the
     // footer's [N/4] says which row is selected.
     std::size_t place = 0;
     {
-        std::istringstream in(screen());
+        std::istringstream in(tmux_->screen());
         bool below = false;
         for (std::string line; std::getline(in, line);) {
             if (line.starts_with("CLIENT ")) {
@@ -292,18 +274,18 @@ TEST_F(Clients, RouterCountsEachLanClientLikeConntrackAndTheTabAgreesWithGroupCl
             if (line.find("laptop-carla (192.0.2.1)") != std::string::npos) break;
         }
     }
-    ASSERT_GE(place, 1u) << screen();
-    must("tmux send-keys -t " + session_ + " Home");
-    for (int i = 0; i < 8 && !wait_for("[" + std::to_string(place) + "/4]", 300ms); ++i)
-        must("tmux send-keys -t " + session_ + " Down");
-    ASSERT_TRUE(wait_for("[" + std::to_string(place) + "/4]")) << screen();
-    must("tmux send-keys -t " + session_ + " Enter");
-    ASSERT_TRUE(wait_for("[Flows]")) << screen();
-    ASSERT_TRUE(wait_for("filter: client:192.0.2.1")) << screen();
+    ASSERT_GE(place, 1u) << tmux_->screen();
+    tmux_->keys("Home");
+    for (int i = 0; i < 8 && !tmux_->wait_for("[" + std::to_string(place) + "/4]", 300ms); ++i)
+        tmux_->keys("Down");
+    ASSERT_TRUE(tmux_->wait_for("[" + std::to_string(place) + "/4]")) << tmux_->screen();
+    tmux_->keys("Enter");
+    ASSERT_TRUE(tmux_->wait_for("[Flows]")) << tmux_->screen();
+    ASSERT_TRUE(tmux_->wait_for("filter: client:192.0.2.1")) << tmux_->screen();
     std::this_thread::sleep_for(1200ms);  // a frame under the new filter
     std::vector<std::string> rows;
     {
-        std::istringstream in(screen());
+        std::istringstream in(tmux_->screen());
         bool below = false;
         for (std::string line; std::getline(in, line);) {
             if (line.find("DESTINATION") != std::string::npos) {
@@ -315,7 +297,7 @@ TEST_F(Clients, RouterCountsEachLanClientLikeConntrackAndTheTabAgreesWithGroupCl
             rows.push_back(line);
         }
     }
-    EXPECT_EQ(rows.size(), 2u) << "the two flows of 192.0.2.1 in\n" << screen();
+    EXPECT_EQ(rows.size(), 2u) << "the two flows of 192.0.2.1 in\n" << tmux_->screen();
     for (const auto& row : rows) {
         EXPECT_NE(row.find("laptop-carla"), std::string::npos) << row;
         EXPECT_EQ(row.find("desktop-ben"), std::string::npos) << row;

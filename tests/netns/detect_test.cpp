@@ -355,47 +355,33 @@ namespace {
 
 class DetectTui : public ::testing::Test {
   protected:
-    void TearDown() override { sh("tmux kill-session -t " + session + " 2>/dev/null"); }
-    std::string screen() {
-        std::string out;
-        sh("tmux capture-pane -p -t " + session, &out);
-        return out;
-    }
-    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 6s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (screen().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
-    }
-    void keys(const std::string& k) { must("tmux send-keys -t " + session + " " + k); }
     TestNet net;
-    std::string session = "ftdetui" + std::to_string(getpid());
+    TmuxSession tmux{"ftdetui"};
 };
 
 }  // namespace
 
 TEST_F(DetectTui, LiveViewShowsTheBadgeTheAlertsTabAndTheEvidenceFlows) {
     const std::string cmd = net.a.exec(std::string(FLOWTOP_BINARY) + " -n -t 0.5") + "; sleep 30";
-    must("tmux new-session -d -s " + session + " -x 120 -y 40 \"" + cmd + "\"");
-    ASSERT_TRUE(wait_for("DESTINATION")) << screen();
-    EXPECT_EQ(screen().find("ALERTS "), std::string::npos) << screen();
+    tmux.start(cmd, 120, 40);
+    ASSERT_TRUE(tmux.wait_for("DESTINATION")) << tmux.screen();
+    EXPECT_EQ(tmux.screen().find("ALERTS "), std::string::npos) << tmux.screen();
     must(net.b.exec("nmap -n -Pn -sT -T5 -p 1-300 198.51.100.1 >/dev/null"));
-    ASSERT_TRUE(wait_for("ALERTS 1")) << screen();
-    keys("'!'");
-    ASSERT_TRUE(wait_for("[Alerts]")) << screen();
-    EXPECT_TRUE(wait_for("198.51.100.2 probed 300 ports of 198.51.100.1")) << screen();
-    EXPECT_NE(screen().find("port_scan"), std::string::npos) << screen();
-    keys("Enter");  // the alert's flows
-    ASSERT_TRUE(wait_for("filter: alert:1")) << screen();
-    EXPECT_TRUE(wait_for("!tcp")) << screen();
-    keys("'!'");
-    ASSERT_TRUE(wait_for("[Alerts]")) << screen();
-    keys("a");  // acknowledged: the badge goes
+    ASSERT_TRUE(tmux.wait_for("ALERTS 1")) << tmux.screen();
+    tmux.keys("'!'");
+    ASSERT_TRUE(tmux.wait_for("[Alerts]")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("198.51.100.2 probed 300 ports of 198.51.100.1")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("port_scan"), std::string::npos) << tmux.screen();
+    tmux.keys("Enter");  // the alert's flows
+    ASSERT_TRUE(tmux.wait_for("filter: alert:1")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("!tcp")) << tmux.screen();
+    tmux.keys("'!'");
+    ASSERT_TRUE(tmux.wait_for("[Alerts]")) << tmux.screen();
+    tmux.keys("a");  // acknowledged: the badge goes
     auto end = std::chrono::steady_clock::now() + 4s;
-    while (screen().find("ALERTS 1") != std::string::npos && std::chrono::steady_clock::now() < end)
+    while (tmux.screen().find("ALERTS 1") != std::string::npos &&
+           std::chrono::steady_clock::now() < end)
         std::this_thread::sleep_for(100ms);
-    EXPECT_EQ(screen().find("ALERTS 1"), std::string::npos) << screen();
-    keys("q");
+    EXPECT_EQ(tmux.screen().find("ALERTS 1"), std::string::npos) << tmux.screen();
+    tmux.keys("q");
 }

@@ -408,20 +408,15 @@ TEST_F(Hardening, StartedWithOnlyTheKeptCapabilitiesAndNoNewPrivsFlowtopRuns) {
 TEST_F(Hardening, NonRootUserWithFileCapabilitiesRunsFlowtop) {
     // A copy the user can reach (the checkout may sit in a home of mode 700), with only the
     // capabilities flowtop keeps, given to the file.
-    char tmpl[] = "/tmp/flowtop-caps-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    const std::string dir = tmpl;
-    chmod(dir.c_str(), 0755);
-    const std::string program = dir + "/flowtop";
-    fs::copy_file(FLOWTOP_BINARY, program);
-    chmod(program.c_str(), 0755);
+    const ExecutableCopy copy;
+    const std::string& dir = copy.dir();
+    const std::string& program = copy.path();
     must("setcap cap_net_admin,cap_sys_ptrace,cap_dac_read_search+ep " + program);
     std::string out;
     const int status = sh(net.a.exec("setpriv --reuid=65534 --regid=65534 --clear-groups " +
                                      program + " -o json -c 2 -t 0.3 -G 2>" + dir + "/err"),
                           &out);
     const std::string err = read_text(dir + "/err");
-    fs::remove_all(dir);
     EXPECT_EQ(status, 0) << err;
     int frames = 0;
     std::istringstream in(out);

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 
 namespace flowtop::test {
@@ -224,33 +225,80 @@ std::string comm_of(pid_t pid) {
 
 }  // namespace
 
-namespace {
-
-// A copy of flowtop that any user may execute: a fresh directory of mode 755 under /tmp holding
-// the binary (linked statically against the project's libraries, so it runs from anywhere).
-std::string executable_copy(std::string& dir) {
-    char tmpl[] = "/tmp/flowtop-test-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    const std::string copy = std::string(tmpl) + "/flowtop";
-    try {
-        std::filesystem::copy_file(FLOWTOP_BINARY, copy);
-        std::filesystem::permissions(tmpl, std::filesystem::perms(0755));
-        std::filesystem::permissions(copy, std::filesystem::perms(0755));
-    } catch (...) {
-        std::error_code ignored;
-        std::filesystem::remove_all(tmpl, ignored);
-        throw;
-    }
-    dir = tmpl;
-    return copy;
+TmuxSession::TmuxSession(const std::string& prefix) {
+    static std::atomic<int> counter{0};
+    name_ = prefix + std::to_string(getpid()) + "x" + std::to_string(counter++);
 }
 
-}  // namespace
+TmuxSession::~TmuxSession() { sh("tmux kill-session -t " + name_ + " 2>/dev/null"); }
+
+void TmuxSession::start(const std::string& command, int width, int height) const {
+    sh("tmux kill-session -t " + name_ + " 2>/dev/null");  // a restart: the new one takes over
+    must("tmux new-session -d -s " + name_ + " -x " + std::to_string(width) + " -y " +
+         std::to_string(height) + " \"" + command + "\"");
+}
+
+std::string TmuxSession::screen() const {
+    std::string out;
+    sh("tmux capture-pane -p -t " + name_, &out);
+    return out;
+}
+
+void TmuxSession::keys(const std::string& keys) const {
+    must("tmux send-keys -t " + name_ + " " + keys);
+}
+
+bool TmuxSession::wait_for(const std::string& text, std::chrono::milliseconds timeout) const {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (screen().find(text) != std::string::npos) return true;
+        std::this_thread::sleep_for(100ms);
+    }
+    return false;
+}
+
+bool TmuxSession::wait_gone(const std::string& text, std::chrono::milliseconds timeout) const {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (screen().find(text) == std::string::npos) return true;
+        std::this_thread::sleep_for(100ms);
+    }
+    return false;
+}
+
+std::string TmuxSession::line_with(const std::string& text) const {
+    std::istringstream in(screen());
+    for (std::string line; std::getline(in, line);)
+        if (line.find(text) != std::string::npos) return line;
+    return "";
+}
+
+ExecutableCopy::ExecutableCopy() {
+    char tmpl[] = "/tmp/flowtop-test-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+    dir_ = tmpl;
+    path_ = dir_ + "/flowtop";
+    try {
+        std::filesystem::copy_file(FLOWTOP_BINARY, path_);
+        std::filesystem::permissions(dir_, std::filesystem::perms(0755));
+        std::filesystem::permissions(path_, std::filesystem::perms(0755));
+    } catch (...) {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_, ignored);
+        throw;
+    }
+}
+
+ExecutableCopy::~ExecutableCopy() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+}
 
 Flowtop::Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid,
                  const Sandbox* sandbox)
     : sandboxed_(sandbox != nullptr) {
-    const std::string binary = uid != 0 ? executable_copy(copy_dir_) : FLOWTOP_BINARY;
+    if (uid != 0) copy_.emplace();
+    const std::string binary = copy_ ? copy_->path() : FLOWTOP_BINARY;
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -298,10 +346,6 @@ Flowtop::~Flowtop() {
     }
     if (out_ >= 0) close(out_);
     if (err_ >= 0) close(err_);
-    if (!copy_dir_.empty()) {
-        std::error_code ignored;
-        std::filesystem::remove_all(copy_dir_, ignored);
-    }
 }
 
 bool Flowtop::read_line(std::string& line, std::chrono::steady_clock::time_point deadline) {

@@ -111,6 +111,47 @@ struct Sandbox {
 // flowtop running inside a namespace (its own pid: signals reach it, not a wrapper). Run as
 // another user (uid != 0) it runs from a copy in a directory of its own under /tmp: the build
 // tree may lie in a home directory others cannot enter (Debian makes homes mode 700).
+// The live view (or any program) in a tmux session of its own on the default server, killed
+// with the object. Names are unique per process and object, so tests never share one.
+class TmuxSession {
+  public:
+    explicit TmuxSession(const std::string& prefix);
+    ~TmuxSession();
+    TmuxSession(const TmuxSession&) = delete;
+    TmuxSession& operator=(const TmuxSession&) = delete;
+
+    // Runs `command`, a shell command line quoted for double quotes, in a width x height pane
+    // (ending what the session ran before).
+    void start(const std::string& command, int width, int height) const;
+    const std::string& name() const { return name_; }
+    std::string screen() const;
+    void keys(const std::string& keys) const;
+    // Polls the screen until `text` appears (or is gone) or the timeout passes.
+    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 8s) const;
+    bool wait_gone(const std::string& text, std::chrono::milliseconds timeout = 8s) const;
+    // The first screen line holding `text`, or "".
+    std::string line_with(const std::string& text) const;
+
+  private:
+    std::string name_;
+};
+
+// A copy of flowtop that any user may execute, in a fresh directory of mode 755 under /tmp
+// (the checkout may live in a home that other users cannot enter: Debian 12 makes homes 700).
+// It runs from anywhere: the project's libraries are linked in statically. Removed with it.
+class ExecutableCopy {
+  public:
+    ExecutableCopy();
+    ~ExecutableCopy();
+    ExecutableCopy(const ExecutableCopy&) = delete;
+    ExecutableCopy& operator=(const ExecutableCopy&) = delete;
+    const std::string& path() const { return path_; }
+    const std::string& dir() const { return dir_; }
+
+  private:
+    std::string dir_, path_;
+};
+
 class Flowtop {
   public:
     Flowtop(const Namespace& ns, const std::vector<std::string>& args, uid_t uid = 0,
@@ -141,7 +182,7 @@ class Flowtop {
     std::string err_text_;
     bool eof_ = false;
     bool reaped_ = false;
-    std::string copy_dir_;  // the copy's directory, removed at the end; empty when none
+    std::optional<ExecutableCopy> copy_;  // for a user other than root
 };
 
 // A TCP connection from b to a: the client sends `up` bytes, the server answers `down` bytes,

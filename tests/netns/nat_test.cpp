@@ -26,9 +26,7 @@ class Nat : public ::testing::Test {
             "oifname \"r1\" ip saddr 192.0.2.0/24 masquerade; }; chain pre { type nat hook "
             "prerouting priority -100; iifname \"r1\" tcp dport 8080 dnat to 192.0.2.1:80; "
             "}; }'"));
-        session = "ftnat" + std::to_string(getpid()) + "x" + std::to_string(counter++);
     }
-    void TearDown() override { sh("tmux kill-session -t " + session + " 2>/dev/null"); }
 
     // Idle connections that stay open for the test (bounded by timeout): the masqueraded one
     // (client to server port 7300), the port-forwarded one (server to WAN:8080, i.e. the
@@ -70,28 +68,12 @@ class Nat : public ::testing::Test {
     void start_tui(const std::string& args, int width = 80) {
         const std::string cmd = net.router.exec(std::string(FLOWTOP_BINARY) + " " + args) +
                                 "; echo EXITED \\$?; sleep 30";
-        must("tmux new-session -d -s " + session + " -x " + std::to_string(width) + " -y 24 \"" +
-             cmd + "\"");
-        ASSERT_TRUE(wait_for("DESTINATION")) << screen();
-    }
-    std::string screen() {
-        std::string out;
-        sh("tmux capture-pane -p -t " + session, &out);
-        return out;
-    }
-    void keys(const std::string& k) { must("tmux send-keys -t " + session + " " + k); }
-    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 6s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (screen().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
+        tmux.start(cmd, width, 24);
+        ASSERT_TRUE(tmux.wait_for("DESTINATION")) << tmux.screen();
     }
 
     RouterNet net;
-    std::string session;
-    static inline int counter = 0;
+    TmuxSession tmux{"ftnat"};
 };
 
 Json flow_to(const Frame& frame, int dport) {
@@ -163,9 +145,10 @@ TEST_F(Nat, LiveViewMarksTranslatedFlowsAt80ColumnsAndShowsBothSidesInTheDetails
     const int wan_port = port_seen_by_server();
     ASSERT_GT(wan_port, 0);
     start_tui("-n -G -T");
-    keys("N");  // port numbers: 8080, not http-alt
-    ASSERT_TRUE(wait_for(" 7301 ") && wait_for(" 8080 ") && wait_for(" 7300 ")) << screen();
-    const std::string s = screen();
+    tmux.keys("N");  // port numbers: 8080, not http-alt
+    ASSERT_TRUE(tmux.wait_for(" 7301 ") && tmux.wait_for(" 8080 ") && tmux.wait_for(" 7300 "))
+        << tmux.screen();
+    const std::string s = tmux.screen();
     EXPECT_NE(line_with(s, "DESTINATION").find(" NAT "), std::string::npos) << s;
     EXPECT_NE(line_with(s, " 7300 ").find(" snat "), std::string::npos) << s;
     EXPECT_NE(line_with(s, " 8080 ").find(" dnat "), std::string::npos) << s;
@@ -176,15 +159,15 @@ TEST_F(Nat, LiveViewMarksTranslatedFlowsAt80ColumnsAndShowsBothSidesInTheDetails
     for (const auto& line : {line_with(s, " 7300 "), line_with(s, " 8080 "), plain})
         EXPECT_LE(line.size(), 80u * 3) << "within the width (bytes of UTF-8)";
     // The detail panel: before and after NAT side by side, the WAN address and port there.
-    keys("'/' 'port:7300' Enter");
-    ASSERT_TRUE(wait_for("[1/1]")) << screen();
-    keys("Enter");
-    EXPECT_TRUE(wait_for("before snat: 192.0.2.1:")) << screen();
-    EXPECT_TRUE(wait_for(std::string("after: ") + k_wan + ":" + std::to_string(wan_port) +
-                         " \u2192 198.51.100.1:7300"))
-        << screen();
-    keys("q");
-    EXPECT_TRUE(wait_for("EXITED 0")) << screen();
+    tmux.keys("'/' 'port:7300' Enter");
+    ASSERT_TRUE(tmux.wait_for("[1/1]")) << tmux.screen();
+    tmux.keys("Enter");
+    EXPECT_TRUE(tmux.wait_for("before snat: 192.0.2.1:")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for(std::string("after: ") + k_wan + ":" + std::to_string(wan_port) +
+                              " \u2192 198.51.100.1:7300"))
+        << tmux.screen();
+    tmux.keys("q");
+    EXPECT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }
 
 TEST_F(Nat, WideLiveViewShowsThePostNatSourceAndTheInternalTargetInTheRows) {
@@ -193,52 +176,54 @@ TEST_F(Nat, WideLiveViewShowsThePostNatSourceAndTheInternalTargetInTheRows) {
     ASSERT_GT(wan_port, 0);
     start_tui("-n -G -T", 200);
     // The masqueraded flow: its destination with the WAN address and port it left with.
-    EXPECT_TRUE(wait_for(std::string("via ") + k_wan + ":" + std::to_string(wan_port))) << screen();
+    EXPECT_TRUE(tmux.wait_for(std::string("via ") + k_wan + ":" + std::to_string(wan_port)))
+        << tmux.screen();
     // The port forward: the public destination, then the internal target.
-    EXPECT_TRUE(wait_for(std::string(k_wan) + "\u2192192.0.2.1:80")) << screen();
+    EXPECT_TRUE(tmux.wait_for(std::string(k_wan) + "\u2192192.0.2.1:80")) << tmux.screen();
     // With the source column (s): the client, then what it became.
-    keys("s");
-    EXPECT_TRUE(wait_for(std::string("192.0.2.1\u2192") + k_wan + ":" + std::to_string(wan_port)))
-        << screen();
-    keys("q");
-    EXPECT_TRUE(wait_for("EXITED 0")) << screen();
+    tmux.keys("s");
+    EXPECT_TRUE(
+        tmux.wait_for(std::string("192.0.2.1\u2192") + k_wan + ":" + std::to_string(wan_port)))
+        << tmux.screen();
+    tmux.keys("q");
+    EXPECT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }
 
 TEST_F(Nat, DeleteKeyAsksThenRemovesTheSelectedEntry) {
     connect_all();
     ASSERT_EQ(entries("--dport 7300").size(), 1u);
     start_tui("-n -G -T");
-    keys("'/' 'port:7300' Enter");
-    ASSERT_TRUE(wait_for("[1/1]")) << screen();
-    keys("K");
-    ASSERT_TRUE(wait_for("Delete the conntrack entry of tcp 192.0.2.1:")) << screen();
-    EXPECT_TRUE(wait_for("does not block the hosts")) << screen();
-    keys("n");  // anything but y keeps it
-    ASSERT_TRUE(wait_for("not deleted")) << screen();
+    tmux.keys("'/' 'port:7300' Enter");
+    ASSERT_TRUE(tmux.wait_for("[1/1]")) << tmux.screen();
+    tmux.keys("K");
+    ASSERT_TRUE(tmux.wait_for("Delete the conntrack entry of tcp 192.0.2.1:")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("does not block the hosts")) << tmux.screen();
+    tmux.keys("n");  // anything but y keeps it
+    ASSERT_TRUE(tmux.wait_for("not deleted")) << tmux.screen();
     EXPECT_EQ(entries("--dport 7300").size(), 1u);
-    keys("F9");
-    ASSERT_TRUE(wait_for("does not block the hosts")) << screen();
-    keys("y");
-    EXPECT_TRUE(wait_for("deleted: tcp 192.0.2.1:")) << screen();
+    tmux.keys("F9");
+    ASSERT_TRUE(tmux.wait_for("does not block the hosts")) << tmux.screen();
+    tmux.keys("y");
+    EXPECT_TRUE(tmux.wait_for("deleted: tcp 192.0.2.1:")) << tmux.screen();
     EXPECT_TRUE(entries("--dport 7300").empty()) << "conntrack -L still lists it";
     EXPECT_EQ(entries("--dport 8080").size(), 1u) << "the other entries stay";
-    keys("q");
-    EXPECT_TRUE(wait_for("EXITED 0")) << screen();
+    tmux.keys("q");
+    EXPECT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }
 
 TEST_F(Nat, DeleteKeyRefusesWhilePausedOnAStaleRow) {
     connect_all();
     start_tui("-n -G -T -t 0.5");
-    keys("'/' 'port:7300' Enter");
-    ASSERT_TRUE(wait_for("[1/1]")) << screen();
-    keys("Space");
-    ASSERT_TRUE(wait_for("PAUSED")) << screen();
+    tmux.keys("'/' 'port:7300' Enter");
+    ASSERT_TRUE(tmux.wait_for("[1/1]")) << tmux.screen();
+    tmux.keys("Space");
+    ASSERT_TRUE(tmux.wait_for("PAUSED")) << tmux.screen();
     // The entry goes behind the paused screen's back: the row shown is stale now.
     must(net.router.exec("conntrack -D -p tcp --dport 7300 >/dev/null 2>&1"));
     std::this_thread::sleep_for(1500ms);  // a frame or two without it
-    keys("K");
-    EXPECT_TRUE(wait_for("paused on a stale row")) << screen();
-    EXPECT_EQ(screen().find("Delete the conntrack entry"), std::string::npos) << screen();
+    tmux.keys("K");
+    EXPECT_TRUE(tmux.wait_for("paused on a stale row")) << tmux.screen();
+    EXPECT_EQ(tmux.screen().find("Delete the conntrack entry"), std::string::npos) << tmux.screen();
 }
 
 TEST_F(Nat, DeleteMatchingIsADryRunUnlessYesThenDeletesExactlyTheMatches) {
@@ -314,6 +299,6 @@ TEST_F(Nat, OffloadedFlowIsMarkedWhereTheKernelHasASoftwareFlowtable) {
     EXPECT_GE(frames.back().frame["offloaded_flows"].get<int>(), 1);
     // The live view: the state column says so, the header says the counters may be stale.
     start_tui("-n -G --filter port:7400");
-    EXPECT_TRUE(wait_for("OFFLOAD ")) << screen();
-    EXPECT_TRUE(wait_for("offloaded: counters may be stale")) << screen();
+    EXPECT_TRUE(tmux.wait_for("OFFLOAD ")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("offloaded: counters may be stale")) << tmux.screen();
 }

@@ -72,22 +72,8 @@ class Pressure : public ::testing::Test {
 
     std::uint64_t conntrack_count() const { return std::stoull(must(net.a.exec("conntrack -C"))); }
 
-    void TearDown() override { sh("tmux kill-session -t " + session + " 2>/dev/null"); }
-    std::string screen() const {
-        std::string out;
-        sh("tmux capture-pane -p -t " + session, &out);
-        return out;
-    }
-    bool wait_for(const std::string& text) const {
-        for (int i = 0; i < 80; ++i) {
-            if (screen().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return false;
-    }
-
     TestNet net;
-    std::string session = "ftpr" + std::to_string(getpid());
+    TmuxSession tmux{"ftpr"};
 };
 
 TEST_F(Pressure, CountMaxAndKernelCountersEqualWhatConntrackSays) {
@@ -178,12 +164,12 @@ TEST_F(Pressure, UnrepliedUdpBurstPutsItsClientOnTopOfTheTableConsumers) {
     // The live view's Table tab: the client on top, with its share of the entries in use.
     if (sh("command -v tmux >/dev/null") != 0) GTEST_SKIP() << "the Table tab check needs tmux";
     const std::string cmd = net.a.exec(std::string(FLOWTOP_BINARY) + " -n -G") + "; sleep 30";
-    must("tmux new-session -d -s " + session + " -x 100 -y 24 \"" + cmd + "\"");
-    ASSERT_TRUE(wait_for("DESTINATION")) << screen();
-    must("tmux send-keys -t " + session + " Tab Tab Tab Tab Tab Tab");
-    ASSERT_TRUE(wait_for("[Table]")) << screen();
-    ASSERT_TRUE(wait_for("192.0.2.11")) << screen();
-    const std::string text = screen();
+    tmux.start(cmd, 100, 24);
+    ASSERT_TRUE(tmux.wait_for("DESTINATION")) << tmux.screen();
+    tmux.keys("Tab Tab Tab Tab Tab Tab");
+    ASSERT_TRUE(tmux.wait_for("[Table]")) << tmux.screen();
+    ASSERT_TRUE(tmux.wait_for("192.0.2.11")) << tmux.screen();
+    const std::string text = tmux.screen();
     const std::regex use(R"(ct (\d+)/\d+)");
     std::smatch m;
     ASSERT_TRUE(std::regex_search(text, m, use)) << text;

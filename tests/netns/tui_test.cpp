@@ -18,43 +18,19 @@ class Tui : public ::testing::Test {
     void SetUp() override {
         net.a.set_sysctl("net.netfilter.nf_conntrack_acct", "0");
         net.a.set_sysctl("net.netfilter.nf_conntrack_timestamp", "0");
-        session = "fttui" + std::to_string(getpid()) + "x" + std::to_string(counter++);
     }
-    void TearDown() override { sh("tmux kill-session -t " + session + " 2>/dev/null"); }
 
     // Starts flowtop in a shell that reports how it ended and the terminal modes afterwards.
     void start(const std::string& args = "") {
         const std::string cmd =
             net.a.exec(std::string(FLOWTOP_BINARY) + " " + args) +
             "; echo EXITED \\$?; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo; sleep 30";
-        must("tmux new-session -d -s " + session + " -x 120 -y 40 \"" + cmd + "\"");
-        ASSERT_TRUE(wait_for("DESTINATION")) << screen();
-    }
-    std::string screen() {
-        std::string out;
-        sh("tmux capture-pane -p -t " + session, &out);
-        return out;
-    }
-    void keys(const std::string& k) { must("tmux send-keys -t " + session + " " + k); }
-    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 5s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (screen().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
-    }
-    bool wait_gone(const std::string& text, std::chrono::milliseconds timeout = 5s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (screen().find(text) == std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
+        tmux.start(cmd, 120, 40);
+        ASSERT_TRUE(tmux.wait_for("DESTINATION")) << tmux.screen();
     }
     // The screen line showing the flow to `port`.
     std::string line_of(const std::string& port) {
-        std::istringstream in(screen());
+        std::istringstream in(tmux.screen());
         for (std::string line; std::getline(in, line);)
             if (line.find("198.51.100.1 ") != std::string::npos &&
                 line.find(" " + port + " ") != std::string::npos)
@@ -62,7 +38,7 @@ class Tui : public ::testing::Test {
         return "";
     }
     std::size_t row_of(const std::string& port) {
-        std::istringstream in(screen());
+        std::istringstream in(tmux.screen());
         std::size_t n = 0;
         for (std::string line; std::getline(in, line); ++n)
             if (line.find(" " + port + " ") != std::string::npos) return n;
@@ -70,8 +46,7 @@ class Tui : public ::testing::Test {
     }
 
     TestNet net;
-    std::string session;
-    static inline int counter = 0;
+    TmuxSession tmux{"fttui"};
 };
 
 }  // namespace
@@ -79,7 +54,7 @@ class Tui : public ::testing::Test {
 TEST_F(Tui, ShowsAKnownFlowWithBothByteCountsAndQuitsCleanly) {
     start();
     PacedSender sender(net, 7101, 300'000, 6s);
-    ASSERT_TRUE(wait_for(" 7101 ")) << screen();
+    ASSERT_TRUE(tmux.wait_for(" 7101 ")) << tmux.screen();
     std::this_thread::sleep_for(1500ms);
     const std::string line = line_of("7101");
     // proto, state, destination, port, then ↑bytes ↓bytes ↑rate ↓rate
@@ -87,11 +62,11 @@ TEST_F(Tui, ShowsAKnownFlowWithBothByteCountsAndQuitsCleanly) {
         R"(tcp\s+ESTABLISHED\s+198\.51\.100\.1\s+7101\s+.*\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B\s+\d+(\.\d)? [kM]?B/s\s+\d+(\.\d)? [kM]?B/s)");
     EXPECT_TRUE(std::regex_search(line, shape)) << line;
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_acct"), "1");
-    keys("q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    tmux.keys("q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
     // stty runs after flowtop: its report comes a moment later.
-    EXPECT_TRUE(wait_for("icanon")) << "terminal modes restored: " << screen();
-    EXPECT_TRUE(wait_for("\necho")) << screen();
+    EXPECT_TRUE(tmux.wait_for("icanon")) << "terminal modes restored: " << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("\necho")) << tmux.screen();
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_acct"), "0");
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_timestamp"), "0");
 }
@@ -100,98 +75,99 @@ TEST_F(Tui, SortColumnAndReverseChangeTheOrder) {
     start();
     PacedSender fast(net, 7201, 400'000, 8s);
     PacedSender slow(net, 7202, 40'000, 8s);
-    ASSERT_TRUE(wait_for(" 7201 ") && wait_for(" 7202 ")) << screen();
+    ASSERT_TRUE(tmux.wait_for(" 7201 ") && tmux.wait_for(" 7202 ")) << tmux.screen();
     std::this_thread::sleep_for(1500ms);
-    EXPECT_LT(row_of("7201"), row_of("7202")) << screen();  // busiest first
-    keys("'>'");  // next column: orig_rate, still busiest first
-    ASSERT_TRUE(wait_for("sort: orig_rate"));
-    keys("r");
-    ASSERT_TRUE(wait_for("(reversed)"));
+    EXPECT_LT(row_of("7201"), row_of("7202")) << tmux.screen();  // busiest first
+    tmux.keys("'>'");  // next column: orig_rate, still busiest first
+    ASSERT_TRUE(tmux.wait_for("sort: orig_rate"));
+    tmux.keys("r");
+    ASSERT_TRUE(tmux.wait_for("(reversed)"));
     std::this_thread::sleep_for(300ms);
-    EXPECT_GT(row_of("7201"), row_of("7202")) << screen();
+    EXPECT_GT(row_of("7201"), row_of("7202")) << tmux.screen();
 }
 
 TEST_F(Tui, FilterPromptFiltersAndShowsErrors) {
     start();
     PacedSender a(net, 7301, 50'000, 8s);
     PacedSender b(net, 7302, 50'000, 8s);
-    ASSERT_TRUE(wait_for(" 7301 ") && wait_for(" 7302 ")) << screen();
-    keys("/ port:7301 Enter");
-    ASSERT_TRUE(wait_for("filter: port:7301"));
-    EXPECT_TRUE(wait_gone(" 7302 ")) << screen();
-    EXPECT_NE(screen().find(" 7301 "), std::string::npos);
+    ASSERT_TRUE(tmux.wait_for(" 7301 ") && tmux.wait_for(" 7302 ")) << tmux.screen();
+    tmux.keys("/ port:7301 Enter");
+    ASSERT_TRUE(tmux.wait_for("filter: port:7301"));
+    EXPECT_TRUE(tmux.wait_gone(" 7302 ")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find(" 7301 "), std::string::npos);
     // Replace it with a boolean expression.
-    keys("/ " +
-         std::string(9, ' ').replace(
-             0, 9, "BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace") +
-         " 'port:7301 or port:7302' Enter");
-    ASSERT_TRUE(wait_for("filter: port:7301 or port:7302")) << screen();
-    EXPECT_TRUE(wait_for(" 7302 ")) << screen();
+    tmux.keys("/ " +
+              std::string(9, ' ').replace(
+                  0, 9, "BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace") +
+              " 'port:7301 or port:7302' Enter");
+    ASSERT_TRUE(tmux.wait_for("filter: port:7301 or port:7302")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for(" 7302 ")) << tmux.screen();
     // A bad expression: the error at its column, and the last valid filter stays.
-    keys("/ ' and' Enter");
-    ASSERT_TRUE(wait_for("ends too early")) << screen();
-    EXPECT_NE(screen().find("^ expression ends too early"), std::string::npos);
-    EXPECT_NE(screen().find(" 7302 "), std::string::npos);
-    keys("Escape");
-    EXPECT_TRUE(wait_gone("filter: port")) << screen();
+    tmux.keys("/ ' and' Enter");
+    ASSERT_TRUE(tmux.wait_for("ends too early")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("^ expression ends too early"), std::string::npos);
+    EXPECT_NE(tmux.screen().find(" 7302 "), std::string::npos);
+    tmux.keys("Escape");
+    EXPECT_TRUE(tmux.wait_gone("filter: port")) << tmux.screen();
 }
 
 TEST_F(Tui, SpacePausesTheNumbers) {
     start();
     PacedSender s(net, 7401, 200'000, 10s);
-    ASSERT_TRUE(wait_for(" 7401 ")) << screen();
+    ASSERT_TRUE(tmux.wait_for(" 7401 ")) << tmux.screen();
     std::this_thread::sleep_for(1200ms);
-    keys("Space");
-    ASSERT_TRUE(wait_for("PAUSED"));
+    tmux.keys("Space");
+    ASSERT_TRUE(tmux.wait_for("PAUSED"));
     const std::string frozen = line_of("7401");
     std::this_thread::sleep_for(2500ms);
     EXPECT_EQ(line_of("7401"), frozen);
-    keys("Space");
-    ASSERT_TRUE(wait_gone("PAUSED"));
+    tmux.keys("Space");
+    ASSERT_TRUE(tmux.wait_gone("PAUSED"));
     std::this_thread::sleep_for(1500ms);
     EXPECT_NE(line_of("7401"), frozen) << "collection went on while paused";
 }
 
 TEST_F(Tui, HelpTabsAndResize) {
     start();
-    keys("?");
-    ASSERT_TRUE(wait_for("Keys (any key closes this help)")) << screen();
-    keys("x");
-    ASSERT_TRUE(wait_gone("Keys (any key closes this help)"));
-    keys("Tab");
-    ASSERT_TRUE(wait_for("[Processes]")) << screen();
-    EXPECT_NE(screen().find("PROCESS"), std::string::npos);
-    keys("Tab");
-    ASSERT_TRUE(wait_for("[Clients]")) << screen();  // the LAN clients, after the processes
-    EXPECT_NE(screen().find("CLIENT"), std::string::npos) << screen();
-    keys("Tab Tab Tab");
-    ASSERT_TRUE(wait_for("[Alerts]")) << screen();  // the fifth tab (issue 12)
-    keys("Tab");
-    ASSERT_TRUE(wait_for("[Table]")) << screen();  // conntrack's own consumers (issue 16)
-    EXPECT_NE(screen().find("ENTRIES"), std::string::npos) << screen();
-    keys("Tab");
-    ASSERT_TRUE(wait_for("[Flows]")) << screen();
-    ASSERT_TRUE(wait_for("AGE")) << screen();  // 120 columns: every column
-    must("tmux resize-window -t " + session + " -x 80 -y 24");
-    ASSERT_TRUE(wait_gone("AGE")) << screen();
-    EXPECT_NE(screen().find("DESTINATION"), std::string::npos);
+    tmux.keys("?");
+    ASSERT_TRUE(tmux.wait_for("Keys (any key closes this help)")) << tmux.screen();
+    tmux.keys("x");
+    ASSERT_TRUE(tmux.wait_gone("Keys (any key closes this help)"));
+    tmux.keys("Tab");
+    ASSERT_TRUE(tmux.wait_for("[Processes]")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("PROCESS"), std::string::npos);
+    tmux.keys("Tab");
+    ASSERT_TRUE(tmux.wait_for("[Clients]"))
+        << tmux.screen();  // the LAN clients, after the processes
+    EXPECT_NE(tmux.screen().find("CLIENT"), std::string::npos) << tmux.screen();
+    tmux.keys("Tab Tab Tab");
+    ASSERT_TRUE(tmux.wait_for("[Alerts]")) << tmux.screen();  // the fifth tab (issue 12)
+    tmux.keys("Tab");
+    ASSERT_TRUE(tmux.wait_for("[Table]")) << tmux.screen();  // conntrack's own consumers (issue 16)
+    EXPECT_NE(tmux.screen().find("ENTRIES"), std::string::npos) << tmux.screen();
+    tmux.keys("Tab");
+    ASSERT_TRUE(tmux.wait_for("[Flows]")) << tmux.screen();
+    ASSERT_TRUE(tmux.wait_for("AGE")) << tmux.screen();  // 120 columns: every column
+    must("tmux resize-window -t " + tmux.name() + " -x 80 -y 24");
+    ASSERT_TRUE(tmux.wait_gone("AGE")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("DESTINATION"), std::string::npos);
     // Issue 16: at 80x24 the process and the country stay, and every line fits.
-    EXPECT_NE(screen().find("PROCESS"), std::string::npos) << screen();
-    EXPECT_NE(screen().find(" CC "), std::string::npos) << screen();
-    EXPECT_NE(screen().find("\u2193RATE"), std::string::npos) << screen();
-    must("tmux resize-window -t " + session + " -x 30 -y 8");
-    ASSERT_TRUE(wait_for("terminal too small")) << screen();
-    must("tmux resize-window -t " + session + " -x 120 -y 40");
-    ASSERT_TRUE(wait_for("DESTINATION"));
-    keys("q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    EXPECT_NE(tmux.screen().find("PROCESS"), std::string::npos) << tmux.screen();
+    EXPECT_NE(tmux.screen().find(" CC "), std::string::npos) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("\u2193RATE"), std::string::npos) << tmux.screen();
+    must("tmux resize-window -t " + tmux.name() + " -x 30 -y 8");
+    ASSERT_TRUE(tmux.wait_for("terminal too small")) << tmux.screen();
+    must("tmux resize-window -t " + tmux.name() + " -x 120 -y 40");
+    ASSERT_TRUE(tmux.wait_for("DESTINATION"));
+    tmux.keys("q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }
 
 TEST_F(Tui, SigtermRestoresTheTerminalAndSettings) {
     start();
     sh("pkill -TERM -f '^" + std::string(FLOWTOP_BINARY) + "$'");
-    ASSERT_TRUE(wait_for("EXITED 143")) << screen();
-    EXPECT_TRUE(wait_for("icanon")) << screen();
+    ASSERT_TRUE(tmux.wait_for("EXITED 143")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("icanon")) << tmux.screen();
     EXPECT_EQ(net.a.sysctl("net.netfilter.nf_conntrack_acct"), "0");
 }
 
@@ -214,33 +190,33 @@ TEST_F(Tui, IftopAndNethogsKeys) {
                    "--ptr-record=1.100.51.198.in-addr.arpa,a.fttui.test"));
     start("--no-config");
     PacedSender s(net, 443, 100'000, 12s);
-    ASSERT_TRUE(wait_for(" https ")) << screen();  // tcp.conf names port 443
-    ASSERT_TRUE(wait_for("a.fttui.test")) << screen();
-    keys("N");
-    ASSERT_TRUE(wait_for(" 443 ")) << screen();
-    EXPECT_TRUE(wait_gone(" https ")) << screen();
-    keys("n");
-    ASSERT_TRUE(wait_gone("a.fttui.test")) << screen();
-    EXPECT_NE(screen().find("198.51.100.1 "), std::string::npos) << screen();
-    keys("n N");
-    ASSERT_TRUE(wait_for("a.fttui.test")) << screen();
-    ASSERT_TRUE(wait_for(" https ")) << screen();
-    keys("3");
-    ASSERT_TRUE(wait_for("sort: rate  rates: 40 s")) << screen();
-    keys("1");
-    ASSERT_TRUE(wait_for("sort: rate  rates: 2 s")) << screen();
-    keys("m");  // bytes/s -> bits/s
-    ASSERT_TRUE(wait_for("bit/s")) << screen();
-    keys("m");  // -> cumulative
-    ASSERT_TRUE(wait_for("\u2191TOTAL")) << screen();
-    EXPECT_TRUE(wait_gone("bit/s")) << screen();
-    keys("m");  // -> bytes/s again
-    ASSERT_TRUE(wait_for("\u2191RATE")) << screen();
-    EXPECT_NE(screen().find("B/s"), std::string::npos) << screen();
-    keys("?");
-    ASSERT_TRUE(wait_for("save the settings")) << screen();
-    keys("x q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    ASSERT_TRUE(tmux.wait_for(" https ")) << tmux.screen();  // tcp.conf names port 443
+    ASSERT_TRUE(tmux.wait_for("a.fttui.test")) << tmux.screen();
+    tmux.keys("N");
+    ASSERT_TRUE(tmux.wait_for(" 443 ")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_gone(" https ")) << tmux.screen();
+    tmux.keys("n");
+    ASSERT_TRUE(tmux.wait_gone("a.fttui.test")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("198.51.100.1 "), std::string::npos) << tmux.screen();
+    tmux.keys("n N");
+    ASSERT_TRUE(tmux.wait_for("a.fttui.test")) << tmux.screen();
+    ASSERT_TRUE(tmux.wait_for(" https ")) << tmux.screen();
+    tmux.keys("3");
+    ASSERT_TRUE(tmux.wait_for("sort: rate  rates: 40 s")) << tmux.screen();
+    tmux.keys("1");
+    ASSERT_TRUE(tmux.wait_for("sort: rate  rates: 2 s")) << tmux.screen();
+    tmux.keys("m");  // bytes/s -> bits/s
+    ASSERT_TRUE(tmux.wait_for("bit/s")) << tmux.screen();
+    tmux.keys("m");  // -> cumulative
+    ASSERT_TRUE(tmux.wait_for("\u2191TOTAL")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_gone("bit/s")) << tmux.screen();
+    tmux.keys("m");  // -> bytes/s again
+    ASSERT_TRUE(tmux.wait_for("\u2191RATE")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("B/s"), std::string::npos) << tmux.screen();
+    tmux.keys("?");
+    ASSERT_TRUE(tmux.wait_for("save the settings")) << tmux.screen();
+    tmux.keys("x q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }
 
 // W writes what the view shows; a second flowtop started from that file shows the same, and
@@ -255,28 +231,25 @@ TEST_F(Tui, SaveKeyWritesSettingsThatLoadBack) {
     const std::string rc = dir + "/flowtoprc";
     must("printf '# mine\\ninterval = 0.5\\n' > " + rc);
     start("--config " + rc);
-    keys("'>' r B 2 N b U");
-    ASSERT_TRUE(wait_for("sort: orig_rate (reversed)  rates: 10 s")) << screen();
-    keys("W");
-    ASSERT_TRUE(wait_for("settings saved to " + rc)) << screen();
-    keys("q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    tmux.keys("'>' r B 2 N b U");
+    ASSERT_TRUE(tmux.wait_for("sort: orig_rate (reversed)  rates: 10 s")) << tmux.screen();
+    tmux.keys("W");
+    ASSERT_TRUE(tmux.wait_for("settings saved to " + rc)) << tmux.screen();
+    tmux.keys("q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
     std::string saved = must("cat " + rc);
     for (const char* line :
          {"# mine\ninterval = 0.5\n", "\nsort = orig_rate\n", "\nreverse = yes\n",
           "\nrate_window = 10s\n", "\nbars = yes\n", "\nservice_names = no\n", "\nunits = bits\n",
           "\nhide_protocols = udp\n"})
         EXPECT_NE(saved.find(line), std::string::npos) << line << " in\n" << saved;
-    sh("tmux kill-session -t " + session);
-
-    session += "b";
     start("--config " + rc);
-    ASSERT_TRUE(wait_for("sort: orig_rate (reversed)  rates: 10 s")) << screen();
-    EXPECT_TRUE(wait_for("every 0.5 s")) << screen();
-    keys("F2");
-    ASSERT_TRUE(wait_for("settings saved to " + rc)) << screen();
-    keys("q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    ASSERT_TRUE(tmux.wait_for("sort: orig_rate (reversed)  rates: 10 s")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("every 0.5 s")) << tmux.screen();
+    tmux.keys("F2");
+    ASSERT_TRUE(tmux.wait_for("settings saved to " + rc)) << tmux.screen();
+    tmux.keys("q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
     EXPECT_EQ(must("cat " + rc), saved);
 }
 
@@ -292,19 +265,19 @@ TEST_F(Tui, DetailPanelShowsTheAsOrganisationAndAsnFilters) {
     auto [city, asn] = write_dbip_fixtures(dir);
     start("--no-config -n --geoip-db " + city + " --geoip-db " + asn);
     PacedSender s(net, 7601, 100'000, 10s);
-    ASSERT_TRUE(wait_for(" 7601 ")) << screen();
-    keys("/ asn:AS64500 Enter");
-    ASSERT_TRUE(wait_for("filter: asn:AS64500")) << screen();
-    EXPECT_TRUE(wait_for(" 7601 ")) << screen();
-    keys("Enter");
-    ASSERT_TRUE(wait_for("Flow details")) << screen();
-    EXPECT_TRUE(wait_for("dst_org: Example Transit")) << screen();
-    EXPECT_NE(screen().find("dst_asn: 64500"), std::string::npos) << screen();
-    keys(
+    ASSERT_TRUE(tmux.wait_for(" 7601 ")) << tmux.screen();
+    tmux.keys("/ asn:AS64500 Enter");
+    ASSERT_TRUE(tmux.wait_for("filter: asn:AS64500")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for(" 7601 ")) << tmux.screen();
+    tmux.keys("Enter");
+    ASSERT_TRUE(tmux.wait_for("Flow details")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_for("dst_org: Example Transit")) << tmux.screen();
+    EXPECT_NE(tmux.screen().find("dst_asn: 64500"), std::string::npos) << tmux.screen();
+    tmux.keys(
         "Enter / BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace "
         "BSpace 'org:nomatch' Enter");
-    ASSERT_TRUE(wait_for("filter: org:nomatch")) << screen();
-    EXPECT_TRUE(wait_gone(" 7601 ")) << screen();
-    keys("q");
-    ASSERT_TRUE(wait_for("EXITED 0")) << screen();
+    ASSERT_TRUE(tmux.wait_for("filter: org:nomatch")) << tmux.screen();
+    EXPECT_TRUE(tmux.wait_gone(" 7601 ")) << tmux.screen();
+    tmux.keys("q");
+    ASSERT_TRUE(tmux.wait_for("EXITED 0")) << tmux.screen();
 }

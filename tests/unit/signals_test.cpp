@@ -226,6 +226,66 @@ TEST_F(RestoreFile, ASignalIgnoredAtStartStaysIgnored) {
     EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// A handler someone installed before flowtop (libFuzzer's timeout alarm, a debugger's) stays
+// theirs, on the first install and on every later one.
+volatile sig_atomic_t g_their_handler_ran = 0;
+void their_handler(int) { g_their_handler_ran = 1; }
+
+TEST_F(RestoreFile, AnExitSignalHandledBySomeoneElseAtStartStaysTheirs) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        signal(SIGALRM, their_handler);
+        arm();
+        signals::install_handlers();  // a later install (an mmdb opened) leaves it too
+        raise(SIGALRM);
+        raise(SIGALRM);  // flowtop's handler would end the process on a second one
+        _exit(g_their_handler_ran == 1 && signals::pending_exit_signal() == 0 ? 0 : 97);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(content(), "1");  // not flowtop's way out: nothing was restored
+}
+
+TEST_F(RestoreFile, AnExitSignalReplacedAfterStartIsTakenBackAndStillRestores) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        arm();
+        signal(SIGTERM, their_handler);  // e.g. a library that sets up after flowtop
+        signals::install_handlers();
+        raise(SIGTERM);
+        if (g_their_handler_ran || signals::pending_exit_signal() != SIGTERM) _exit(97);
+        signals::run_restore_writes();  // what the orderly shutdown's RAII does
+        signals::reraise_pending();
+        _exit(98);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << status;
+    EXPECT_EQ(WTERMSIG(status), SIGTERM);
+    EXPECT_EQ(content(), "0");
+}
+
+TEST(Signals, ServiceModeHangupSurvivesALaterInstall) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        signals::install_handlers();
+        signals::set_hangup_reloads();
+        signals::install_handlers();  // the GeoIP database reopened on a reload installs again
+        raise(SIGHUP);
+        raise(SIGHUP);
+        _exit(signals::take_hangups() == 2 && signals::pending_exit_signal() == 0 ? 0 : 97);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST(Signals, ThreadsStartedWhileBlockedLeaveExitSignalsToTheMainThread) {
     pid_t child = fork();
     ASSERT_GE(child, 0);

@@ -6,7 +6,9 @@
 //    SIGVTALRM, SIGPROF, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGIO and the real-time signals) only set
 //    a flag and wake the main loop through a self-pipe; the loop unwinds normally and RAII
 //    restores everything. A second exit signal while unwinding restores at once and exits, so a
-//    stuck shutdown never wins. One ignored when flowtop starts (nohup) stays ignored.
+//    stuck shutdown never wins. One ignored when flowtop starts (nohup) stays ignored, and one
+//    that someone else handles when flowtop starts (a fuzzer's timeout alarm, a debugger) stays
+//    theirs: their handler decides whether it ends the process.
 //  - fatal signals (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGTRAP) write the saved
 //    bytes to descriptors opened in advance, call the registered terminal-restore hook, give a
 //    handler installed before flowtop's (a sanitizer's) its turn, then re-raise with the default
@@ -52,8 +54,9 @@ void unwatch_mapping(int slot) noexcept;
 bool mapping_faulted(int slot) noexcept;
 
 // Installs the handlers for the process, and (once) the calling thread's alternate signal
-// stack. Safe to call more than once: each call puts back a handler something replaced since,
-// chaining a replaced fatal-signal handler behind flowtop's.
+// stack. Safe to call more than once: each call puts back a handler something replaced since
+// (SIGHUP's reload handler in service mode counts as flowtop's), chaining a replaced
+// fatal-signal handler behind flowtop's.
 void install_handlers();
 
 // An alternate signal stack for the calling thread, for its lifetime: a stack overflow on it
