@@ -411,6 +411,7 @@ int run(flowtop::ui::Options options, int argc, char* argv[]) {
 
 int main(int argc, char* argv[]) {
     using namespace flowtop;
+    cap_malloc_arenas();
     try {
         // Defaults, then /etc/flowtop/flowtoprc, the user's flowtoprc, the command line.
         std::vector<std::string> config_warnings;

@@ -153,17 +153,21 @@ TEST_F(Hardening, GuardianPutsBackBothSettingsAfterKill9InBatch) {
 }
 
 // The live view in a terminal: flowtop gets SIGKILL, so only the guardian can put the
-// terminal back; the shell then saves the terminal's modes (once the test says so).
+// terminal back; the shell then saves the terminal's modes (once the test says so). With
+// `hold_status`, the shell reports the exit status only once the test says so too: a shell
+// learns of the kill at once, and what it prints before the guardian has left the alternate
+// screen goes with that screen.
 std::string live_view_script(const Namespace& ns, const std::string& dir,
-                             const std::string& args = "") {
+                             const std::string& args = "", bool hold_status = false) {
+    const std::string hold =
+        hold_status ? "while [ ! -e " + dir + "/report ]; do sleep 0.1; done\n" : "";
     return "stty -g > " + dir + "/before\n" + ns.exec(std::string(FLOWTOP_BINARY) + " " + args) +
-           "\necho EXITED $?\n"
-           "while [ ! -e " +
-           dir + "/go ]; do sleep 0.1; done\nstty -g > " + dir + "/after\necho SAVED\nsleep 60\n";
+           "\nrc=$?\n" + hold + "echo EXITED $rc\n" + "while [ ! -e " + dir +
+           "/go ]; do sleep 0.1; done\nstty -g > " + dir + "/after\necho SAVED\nsleep 60\n";
 }
 
 TEST_F(Hardening, GuardianPutsBackSettingsAndTerminalAfterKill9InLiveView) {
-    Tmux tmux([&](const std::string& dir) { return live_view_script(net.a, dir, "-t 0.3"); });
+    Tmux tmux([&](const std::string& dir) { return live_view_script(net.a, dir, "-t 0.3", true); });
     ASSERT_TRUE(tmux.wait_for("DESTINATION")) << tmux.screen();
     // What the kill must undo is really there.
     EXPECT_EQ(tmux.flag("alternate_on"), "1");
@@ -175,9 +179,10 @@ TEST_F(Hardening, GuardianPutsBackSettingsAndTerminalAfterKill9InLiveView) {
     const pid_t guardian = guardian_of(flowtop);
     ASSERT_GT(guardian, 0);
     kill(flowtop, SIGKILL);
-    ASSERT_TRUE(tmux.wait_for("EXITED 137")) << tmux.screen();
+    ASSERT_TRUE(eventually([&] { return gone(guardian); })) << "the guardian outlived its work";
     expect_settings("0", "0");
-    EXPECT_TRUE(eventually([&] { return gone(guardian); }));
+    std::ofstream(tmux.dir() + "/report").flush();
+    ASSERT_TRUE(tmux.wait_for("EXITED 137")) << tmux.screen();
     std::ofstream(tmux.dir() + "/go").flush();
     ASSERT_TRUE(tmux.wait_for("SAVED")) << tmux.screen();
     EXPECT_EQ(read_text(tmux.dir() + "/after"), read_text(tmux.dir() + "/before"))

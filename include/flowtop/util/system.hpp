@@ -26,6 +26,12 @@ void enter_netns(const std::string& name);
 // Raises the soft limit of open files to the hard limit (quietly keeps it when it cannot).
 void raise_open_file_limit() noexcept;
 
+// glibc gives each thread that allocates an arena of its own and keeps what is freed there;
+// with rows passing from the writer to the view and the exporters, RSS then breathes with the
+// churn (bench/soak). Caps the arenas, unless MALLOC_ARENA_MAX or GLIBC_TUNABLES says
+// otherwise. Call before any thread starts.
+void cap_malloc_arenas() noexcept;
+
 // Opens a namespace file (/run/netns/NAME, /proc/PID/ns/net) for setns; throws when it cannot.
 UniqueFd open_netns(const std::string& path);
 
