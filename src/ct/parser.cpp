@@ -1,24 +1,19 @@
 #include "flowtop/ct/parser.hpp"
 
+#include <endian.h>
 #include <libmnl/libmnl.h>
-#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <initializer_list>
 #include <new>
 
 namespace flowtop::ct {
-
-Parser::Parser() : ct_(nfct_new()) {
-    if (!ct_) throw std::bad_alloc();
-}
-
-Parser::~Parser() { nfct_destroy(ct_); }
 
 namespace {
 
@@ -30,84 +25,222 @@ MsgKind kind_of(const nlmsghdr* nlh) {
     return MsgKind::updated;
 }
 
+// One nest's attributes by type: the last of a type wins and types above Max are skipped, as
+// libnetfilter_conntrack reads them. Sizes are checked where a value is read.
+template <int Max>
+struct Nest {
+    std::array<const nlattr*, Max + 1> at{};
+    const nlattr* operator[](int type) const noexcept { return at[static_cast<std::size_t>(type)]; }
+};
+
+template <int Max>
+int collect(const nlattr* attr, void* data) {
+    auto& nest = *static_cast<Nest<Max>*>(data);
+    const int type = mnl_attr_get_type(attr);
+    if (type <= Max) nest.at[static_cast<std::size_t>(type)] = attr;
+    return MNL_CB_OK;
+}
+
+template <int Max>
+bool read_nest(const nlattr* attr, Nest<Max>& out) {
+    if (mnl_attr_validate(attr, MNL_TYPE_NESTED) < 0) return false;
+    return mnl_attr_parse_nested(attr, collect<Max>, &out) >= 0;
+}
+
+// Absent is fine; present must have the type's size.
+bool valid(const nlattr* attr, mnl_attr_data_type type) {
+    return !attr || mnl_attr_validate(attr, type) >= 0;
+}
+
+std::uint16_t u16_raw(const nlattr* attr) { return mnl_attr_get_u16(attr); }
+
+// A tuple's layer 4 part as libnetfilter_conntrack keeps it: ports and ICMP fields share the
+// same two bytes each side (the ICMP id is the source "port", type and code the destination's),
+// in network order, whichever attribute came last; a field reads as 0 unless its own attribute
+// was there.
+struct RawTuple {
+    bool has_v4_src = false, has_v4_dst = false, has_v6_src = false, has_v6_dst = false;
+    std::uint32_t v4_src = 0, v4_dst = 0;
+    const void* v6_src = nullptr;
+    const void* v6_dst = nullptr;
+    std::uint8_t proto = 0;
+    std::array<std::uint8_t, 2> l4src{}, l4dst{};
+    bool has_sport = false, has_dport = false, has_icmp_type = false, has_icmp_code = false,
+         has_icmp_id = false;
+};
+
+void set_u16(std::array<std::uint8_t, 2>& field, const nlattr* attr) {
+    const std::uint16_t raw = u16_raw(attr);
+    std::memcpy(field.data(), &raw, sizeof raw);
+}
+
+std::uint16_t host_u16(const std::array<std::uint8_t, 2>& field) {
+    std::uint16_t raw = 0;
+    std::memcpy(&raw, field.data(), sizeof raw);
+    return ntohs(raw);
+}
+
+bool read_tuple(const nlattr* attr, RawTuple& t) {
+    Nest<CTA_TUPLE_MAX> tuple;
+    if (!read_nest(attr, tuple)) return false;
+    if (!valid(tuple[CTA_TUPLE_ZONE], MNL_TYPE_U16)) return false;
+    if (const nlattr* ip_attr = tuple[CTA_TUPLE_IP]) {
+        Nest<CTA_IP_MAX> ip;
+        if (!read_nest(ip_attr, ip)) return false;
+        for (int type : {CTA_IP_V4_SRC, CTA_IP_V4_DST})
+            if (!valid(ip[type], MNL_TYPE_U32)) return false;
+        for (int type : {CTA_IP_V6_SRC, CTA_IP_V6_DST})
+            if (ip[type] && mnl_attr_validate2(ip[type], MNL_TYPE_BINARY, 16) < 0) return false;
+        if (const nlattr* a = ip[CTA_IP_V4_SRC])
+            t.has_v4_src = true, t.v4_src = mnl_attr_get_u32(a);
+        if (const nlattr* a = ip[CTA_IP_V4_DST])
+            t.has_v4_dst = true, t.v4_dst = mnl_attr_get_u32(a);
+        if (const nlattr* a = ip[CTA_IP_V6_SRC])
+            t.has_v6_src = true, t.v6_src = mnl_attr_get_payload(a);
+        if (const nlattr* a = ip[CTA_IP_V6_DST])
+            t.has_v6_dst = true, t.v6_dst = mnl_attr_get_payload(a);
+    }
+    if (const nlattr* proto_attr = tuple[CTA_TUPLE_PROTO]) {
+        Nest<CTA_PROTO_MAX> proto;
+        if (!read_nest(proto_attr, proto)) return false;
+        for (int type :
+             {CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT, CTA_PROTO_ICMP_ID, CTA_PROTO_ICMPV6_ID})
+            if (!valid(proto[type], MNL_TYPE_U16)) return false;
+        for (int type : {CTA_PROTO_NUM, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE,
+                         CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMPV6_CODE})
+            if (!valid(proto[type], MNL_TYPE_U8)) return false;
+        if (const nlattr* a = proto[CTA_PROTO_NUM]) t.proto = mnl_attr_get_u8(a);
+        if (const nlattr* a = proto[CTA_PROTO_SRC_PORT]) set_u16(t.l4src, a), t.has_sport = true;
+        if (const nlattr* a = proto[CTA_PROTO_DST_PORT]) set_u16(t.l4dst, a), t.has_dport = true;
+        for (int type : {CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE, CTA_PROTO_ICMP_ID,
+                         CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMPV6_CODE, CTA_PROTO_ICMPV6_ID}) {
+            const nlattr* a = proto[type];
+            if (!a) continue;
+            if (type == CTA_PROTO_ICMP_TYPE || type == CTA_PROTO_ICMPV6_TYPE) {
+                t.l4dst[0] = mnl_attr_get_u8(a);
+                t.has_icmp_type = true;
+            } else if (type == CTA_PROTO_ICMP_CODE || type == CTA_PROTO_ICMPV6_CODE) {
+                t.l4dst[1] = mnl_attr_get_u8(a);
+                t.has_icmp_code = true;
+            } else {
+                set_u16(t.l4src, a);
+                t.has_icmp_id = true;
+            }
+        }
+    }
+    return true;
+}
+
+// Packets and bytes of one direction, 64-bit or (older kernels) 32-bit; false when malformed.
+bool read_counters(const nlattr* attr, Counters& out, bool& has_bytes) {
+    Nest<CTA_COUNTERS_MAX> c;
+    if (!read_nest(attr, c)) return false;
+    if (!valid(c[CTA_COUNTERS_PACKETS], MNL_TYPE_U64) ||
+        !valid(c[CTA_COUNTERS_BYTES], MNL_TYPE_U64) ||
+        !valid(c[CTA_COUNTERS32_PACKETS], MNL_TYPE_U32) ||
+        !valid(c[CTA_COUNTERS32_BYTES], MNL_TYPE_U32))
+        return false;
+    if (const nlattr* a = c[CTA_COUNTERS32_PACKETS]) out.packets = ntohl(mnl_attr_get_u32(a));
+    if (const nlattr* a = c[CTA_COUNTERS_PACKETS]) out.packets = be64toh(mnl_attr_get_u64(a));
+    if (const nlattr* a = c[CTA_COUNTERS32_BYTES]) out.bytes = ntohl(mnl_attr_get_u32(a));
+    if (const nlattr* a = c[CTA_COUNTERS_BYTES]) out.bytes = be64toh(mnl_attr_get_u64(a));
+    has_bytes = c[CTA_COUNTERS_BYTES] || c[CTA_COUNTERS32_BYTES];
+    return true;
+}
+
+bool fill_tuple(Family family, const RawTuple& raw, Tuple& out) {
+    if (family == Family::ipv4) {
+        if (!raw.has_v4_src || !raw.has_v4_dst) return false;
+        out.src = Addr::v4(raw.v4_src);
+        out.dst = Addr::v4(raw.v4_dst);
+    } else {
+        if (!raw.has_v6_src || !raw.has_v6_dst) return false;
+        out.src = Addr::v6(raw.v6_src);
+        out.dst = Addr::v6(raw.v6_dst);
+    }
+    return true;
+}
+
 }  // namespace
 
+// Reads the attributes straight from the message (libmnl walks them, bounded by the message):
+// about ten times cheaper than filling a libnetfilter_conntrack object and reading it back, and
+// a malformed attribute is one skipped message here, where that library calls exit().
 bool Parser::parse_message(const nlmsghdr* nlh, FlowRecord& r) {
     if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK) return false;
     auto type = NFNL_MSG_TYPE(nlh->nlmsg_type);
     if (type != IPCTNL_MSG_CT_NEW && type != IPCTNL_MSG_CT_DELETE) return false;
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) return false;
-
-    // nfct_nlmsg_parse only sets attributes, and an object may own allocations (labels, secctx):
-    // a fresh object per message keeps one message's values out of the next without leaking.
-    nf_conntrack* fresh = nfct_new();
-    if (!fresh) return false;
-    nfct_destroy(ct_);
-    ct_ = fresh;
-    if (nfct_nlmsg_parse(nlh, ct_) < 0) return false;
+    const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    const std::size_t header = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg));
+    if (nlh->nlmsg_len < header) return false;
+    Nest<CTA_MAX> top;
+    if (mnl_attr_parse_payload(reinterpret_cast<const char*>(nlh) + header, nlh->nlmsg_len - header,
+                               collect<CTA_MAX>, &top) < 0)
+        return false;
+    for (int t : {CTA_STATUS, CTA_MARK, CTA_ID})
+        if (!valid(top[t], MNL_TYPE_U32)) return false;
+    if (!valid(top[CTA_ZONE], MNL_TYPE_U16)) return false;
+    // The kernel's messages always carry both tuples, each with both addresses.
+    if (!top[CTA_TUPLE_ORIG] || !top[CTA_TUPLE_REPLY]) return false;
+    RawTuple orig, reply;
+    if (!read_tuple(top[CTA_TUPLE_ORIG], orig) || !read_tuple(top[CTA_TUPLE_REPLY], reply))
+        return false;
 
     r = FlowRecord{};
     r.kind = kind_of(nlh);
-    r.id = nfct_get_attr_u32(ct_, ATTR_ID);
-    const auto l3 = nfct_get_attr_u8(ct_, ATTR_L3PROTO);
-    r.proto = nfct_get_attr_u8(ct_, ATTR_L4PROTO);
-    // The kernel's messages always carry both tuples; a message without one of the four
-    // addresses is malformed (for IPv6 nfct_get_attr would hand back a null pointer).
-    const auto has_all = [this](std::initializer_list<nf_conntrack_attr> attrs) {
-        for (auto a : attrs)
-            if (nfct_attr_is_set(ct_, a) <= 0) return false;
-        return true;
-    };
-    if (l3 == AF_INET) {
-        if (!has_all(
-                {ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST}))
-            return false;
+    if (nfg->nfgen_family == AF_INET)
         r.family = Family::ipv4;
-        r.orig.src = Addr::v4(nfct_get_attr_u32(ct_, ATTR_ORIG_IPV4_SRC));
-        r.orig.dst = Addr::v4(nfct_get_attr_u32(ct_, ATTR_ORIG_IPV4_DST));
-        r.reply.src = Addr::v4(nfct_get_attr_u32(ct_, ATTR_REPL_IPV4_SRC));
-        r.reply.dst = Addr::v4(nfct_get_attr_u32(ct_, ATTR_REPL_IPV4_DST));
-    } else if (l3 == AF_INET6) {
-        if (!has_all(
-                {ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST, ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST}))
-            return false;
+    else if (nfg->nfgen_family == AF_INET6)
         r.family = Family::ipv6;
-        r.orig.src = Addr::v6(nfct_get_attr(ct_, ATTR_ORIG_IPV6_SRC));
-        r.orig.dst = Addr::v6(nfct_get_attr(ct_, ATTR_ORIG_IPV6_DST));
-        r.reply.src = Addr::v6(nfct_get_attr(ct_, ATTR_REPL_IPV6_SRC));
-        r.reply.dst = Addr::v6(nfct_get_attr(ct_, ATTR_REPL_IPV6_DST));
-    } else {
+    else
         return false;
-    }
+    if (!fill_tuple(r.family, orig, r.orig) || !fill_tuple(r.family, reply, r.reply)) return false;
+    r.proto = orig.proto;
     if (r.proto == IPPROTO_ICMP || r.proto == IPPROTO_ICMPV6) {
-        r.icmp_type = nfct_get_attr_u8(ct_, ATTR_ICMP_TYPE);
-        r.icmp_code = nfct_get_attr_u8(ct_, ATTR_ICMP_CODE);
-        r.icmp_id = ntohs(nfct_get_attr_u16(ct_, ATTR_ICMP_ID));
+        // The ICMP fields are the original tuple's; an ICMP attribute in either tuple says
+        // they are there (libnetfilter_conntrack keeps one flag for both).
+        r.icmp_type = orig.has_icmp_type || reply.has_icmp_type ? orig.l4dst[0] : 0;
+        r.icmp_code = orig.has_icmp_code || reply.has_icmp_code ? orig.l4dst[1] : 0;
+        r.icmp_id = orig.has_icmp_id || reply.has_icmp_id ? host_u16(orig.l4src) : 0;
     } else {
-        r.orig.sport = ntohs(nfct_get_attr_u16(ct_, ATTR_ORIG_PORT_SRC));
-        r.orig.dport = ntohs(nfct_get_attr_u16(ct_, ATTR_ORIG_PORT_DST));
-        r.reply.sport = ntohs(nfct_get_attr_u16(ct_, ATTR_REPL_PORT_SRC));
-        r.reply.dport = ntohs(nfct_get_attr_u16(ct_, ATTR_REPL_PORT_DST));
+        r.orig.sport = orig.has_sport ? host_u16(orig.l4src) : 0;
+        r.orig.dport = orig.has_dport ? host_u16(orig.l4dst) : 0;
+        r.reply.sport = reply.has_sport ? host_u16(reply.l4src) : 0;
+        r.reply.dport = reply.has_dport ? host_u16(reply.l4dst) : 0;
     }
-    if (nfct_attr_is_set(ct_, ATTR_TCP_STATE) > 0)
-        r.tcp_state = nfct_get_attr_u8(ct_, ATTR_TCP_STATE);
-    if (nfct_attr_is_set(ct_, ATTR_STATUS) > 0) {
+    if (const nlattr* a = top[CTA_ID]) r.id = ntohl(mnl_attr_get_u32(a));
+    if (const nlattr* a = top[CTA_STATUS]) {
         r.has_status = true;
-        r.status = nfct_get_attr_u32(ct_, ATTR_STATUS);
+        r.status = ntohl(mnl_attr_get_u32(a));
     }
-    if (nfct_attr_is_set(ct_, ATTR_ORIG_COUNTER_BYTES) > 0) {
-        r.has_counters = true;
-        r.orig_counters = {nfct_get_attr_u64(ct_, ATTR_ORIG_COUNTER_PACKETS),
-                           nfct_get_attr_u64(ct_, ATTR_ORIG_COUNTER_BYTES)};
-        r.reply_counters = {nfct_get_attr_u64(ct_, ATTR_REPL_COUNTER_PACKETS),
-                            nfct_get_attr_u64(ct_, ATTR_REPL_COUNTER_BYTES)};
+    if (const nlattr* a = top[CTA_MARK]) r.mark = ntohl(mnl_attr_get_u32(a));
+    if (const nlattr* a = top[CTA_ZONE]) r.zone = ntohs(mnl_attr_get_u16(a));
+    if (const nlattr* a = top[CTA_PROTOINFO]) {
+        Nest<CTA_PROTOINFO_MAX> info;
+        if (!read_nest(a, info)) return false;
+        if (const nlattr* tcp_attr = info[CTA_PROTOINFO_TCP]) {
+            Nest<CTA_PROTOINFO_TCP_MAX> tcp;
+            if (!read_nest(tcp_attr, tcp) || !valid(tcp[CTA_PROTOINFO_TCP_STATE], MNL_TYPE_U8))
+                return false;
+            if (const nlattr* s = tcp[CTA_PROTOINFO_TCP_STATE]) r.tcp_state = mnl_attr_get_u8(s);
+        }
     }
-    if (nfct_attr_is_set(ct_, ATTR_TIMESTAMP_START) > 0)
-        r.start_ns = nfct_get_attr_u64(ct_, ATTR_TIMESTAMP_START);
-    if (nfct_attr_is_set(ct_, ATTR_TIMESTAMP_STOP) > 0)
-        r.stop_ns = nfct_get_attr_u64(ct_, ATTR_TIMESTAMP_STOP);
-    if (nfct_attr_is_set(ct_, ATTR_MARK) > 0) r.mark = nfct_get_attr_u32(ct_, ATTR_MARK);
-    if (nfct_attr_is_set(ct_, ATTR_ZONE) > 0) r.zone = nfct_get_attr_u16(ct_, ATTR_ZONE);
+    bool orig_bytes = false, reply_bytes = false;
+    if (const nlattr* a = top[CTA_COUNTERS_ORIG])
+        if (!read_counters(a, r.orig_counters, orig_bytes)) return false;
+    if (const nlattr* a = top[CTA_COUNTERS_REPLY])
+        if (!read_counters(a, r.reply_counters, reply_bytes)) return false;
+    r.has_counters = orig_bytes;
+    if (!r.has_counters) r.orig_counters = r.reply_counters = {};
+    if (const nlattr* a = top[CTA_TIMESTAMP]) {
+        Nest<CTA_TIMESTAMP_MAX> ts;
+        if (!read_nest(a, ts) || !valid(ts[CTA_TIMESTAMP_START], MNL_TYPE_U64) ||
+            !valid(ts[CTA_TIMESTAMP_STOP], MNL_TYPE_U64))
+            return false;
+        if (const nlattr* t = ts[CTA_TIMESTAMP_START]) r.start_ns = be64toh(mnl_attr_get_u64(t));
+        if (const nlattr* t = ts[CTA_TIMESTAMP_STOP]) r.stop_ns = be64toh(mnl_attr_get_u64(t));
+    }
     return true;
 }
 

@@ -1,7 +1,8 @@
 // libFuzzer target: conntrack netlink bytes, as recv() hands them to the collector, through
-// Parser::parse into FlowTable rows. Each parsed record is also rebuilt into a conntrack
-// message (libnetfilter_conntrack's builder) and parsed again: the fields the builder carries
-// must come back unchanged, so the parser reads what it claims to.
+// Parser::parse into FlowTable rows. Each message libnetfilter_conntrack reads (the reference
+// parser in tests/support) must read the same with Parser, and each parsed record is also
+// rebuilt into a conntrack message (that library's builder) and parsed again: the fields the
+// builder carries must come back unchanged, so the parser reads what it claims to.
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
@@ -9,16 +10,19 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "flowtop/ct/parser.hpp"
 #include "flowtop/table/flow_table.hpp"
 #include "flowtop/util/handle.hpp"
+#include "reference_ct_parser.hpp"
 
 using namespace flowtop;
 
@@ -134,6 +138,48 @@ void check_round_trip(ct::Parser& parser, const ct::FlowRecord& r) {
     if (b.mark != r.mark || b.zone != r.zone) fail("round trip changed mark or zone");
 }
 
+void print(const char* who, const ct::FlowRecord& r) {
+    std::fprintf(stderr,
+                 "%s: id %u kind %d family %d proto %u tcp_state %u status %d/%x counters %d "
+                 "%llu/%llu %llu/%llu start %llu stop %llu mark %u zone %u icmp %u/%u/%u "
+                 "ports %u>%u %u>%u\n",
+                 who, r.id, static_cast<int>(r.kind), static_cast<int>(r.family), r.proto,
+                 r.tcp_state, r.has_status, r.status, r.has_counters,
+                 static_cast<unsigned long long>(r.orig_counters.packets),
+                 static_cast<unsigned long long>(r.orig_counters.bytes),
+                 static_cast<unsigned long long>(r.reply_counters.packets),
+                 static_cast<unsigned long long>(r.reply_counters.bytes),
+                 static_cast<unsigned long long>(r.start_ns),
+                 static_cast<unsigned long long>(r.stop_ns), r.mark, r.zone, r.icmp_type,
+                 r.icmp_code, r.icmp_id, r.orig.sport, r.orig.dport, r.reply.sport, r.reply.dport);
+    std::fprintf(stderr, "  %s %s -> %s, reply %s -> %s\n", who,
+                 r.orig.src.to_string(r.family).c_str(), r.orig.dst.to_string(r.family).c_str(),
+                 r.reply.src.to_string(r.family).c_str(), r.reply.dst.to_string(r.family).c_str());
+}
+
+// Every conntrack message the reference reads, Parser reads the same (it may refuse more:
+// a malformed attribute it does not use, where the reference exits; see __abi_breakage).
+void check_against_reference(ct::Parser& parser, std::span<const std::byte> buf) {
+    // The reference may leave through __abi_breakage on any message: land here, where only
+    // trivially destructible locals live.
+    if (setjmp(abi_breakage_exit) != 0) return;
+    std::size_t offset = 0;
+    while (buf.size() - offset >= sizeof(nlmsghdr)) {
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data() + offset);
+        if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > buf.size() - offset) break;
+        ct::FlowRecord theirs, ours;
+        if (nlh->nlmsg_type >= NLMSG_MIN_TYPE && test::reference_parse_message(nlh, theirs)) {
+            if (!parser.parse_message(nlh, ours)) fail("a message the reference reads is refused");
+            if (!(ours == theirs)) {
+                print("parser", ours);
+                print("reference", theirs);
+                fail("Parser and the reference read a message differently");
+            }
+        }
+        offset = std::min(buf.size(), offset + NLMSG_ALIGN(nlh->nlmsg_len));
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -169,5 +215,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (table.size() > records.size()) fail("more rows than records");
 
     for (const auto& r : records) check_round_trip(parser, r);
+    check_against_reference(parser, buf);
     return 0;
 }

@@ -3,6 +3,7 @@
 // `conntrack -D`, and one ping each over IPv4 and IPv6).
 #include "flowtop/ct/parser.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -15,6 +16,7 @@
 #include <map>
 
 #include "recorded.hpp"
+#include "reference_ct_parser.hpp"
 
 using namespace flowtop;
 using flowtop::ct::FlowRecord;
@@ -257,6 +259,77 @@ TEST(Parser, ErrorOutsideErrnoRangeIsAProtocolError) {
     ASSERT_EQ(parser.refused().size(), 1u);
     EXPECT_EQ(parser.refused()[0].seq, 77u);
     EXPECT_EQ(parser.refused()[0].error, EPROTO);
+}
+
+// flowtop reads the attributes itself; libnetfilter_conntrack's reading of the same bytes (the
+// reference in tests/support) must come out the same for everything a real kernel sent.
+TEST(Parser, ReadsEveryRecordedMessageAsLibnetfilterConntrackDoes) {
+    ct::Parser parser;
+    std::size_t compared = 0;
+    for (const char* file : {"dump.nl", "events.nl"}) {
+        for (const auto& d : test::load_datagrams(file)) {
+            std::size_t offset = 0;
+            while (d.size() - offset >= sizeof(nlmsghdr)) {
+                const auto* nlh = reinterpret_cast<const nlmsghdr*>(d.data() + offset);
+                if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > d.size() - offset) break;
+                FlowRecord theirs, ours;
+                const bool they_read = test::reference_parse_message(nlh, theirs);
+                EXPECT_EQ(parser.parse_message(nlh, ours), they_read) << file;
+                if (they_read) {
+                    EXPECT_TRUE(ours == theirs) << file << " message at " << offset;
+                    ++compared;
+                }
+                offset += NLMSG_ALIGN(nlh->nlmsg_len);
+            }
+        }
+    }
+    EXPECT_GE(compared, 10u);
+}
+
+// libnetfilter_conntrack calls exit() on an attribute of the wrong size ("ABI breakage"):
+// flowtop's own reading skips that one message and goes on.
+TEST(Parser, AnAttributeOfTheWrongSizeIsOneSkippedMessage) {
+    CtMessage bad(AF_INET6);
+    bad.tuple6(CTA_TUPLE_ORIG);
+    bad.tuple6(CTA_TUPLE_REPLY);
+    const std::uint16_t short_status = 2;  // CTA_STATUS is 4 bytes
+    bad.attr(CTA_STATUS, &short_status, sizeof short_status);
+    CtMessage good(AF_INET6);
+    good.tuple6(CTA_TUPLE_ORIG);
+    good.tuple6(CTA_TUPLE_REPLY);
+    auto bytes = bad.bytes();
+    const auto more = good.bytes();
+    bytes.insert(bytes.end(), more.begin(), more.end());
+    ct::Parser parser;
+    std::size_t seen = 0;
+    auto r = parser.parse(bytes, [&](const FlowRecord&) { ++seen; });
+    EXPECT_EQ(r.messages, 2u);
+    EXPECT_EQ(r.errors, 1u);
+    EXPECT_EQ(seen, 1u);
+}
+
+// Kernels before 64-bit counters (and some today, for small values) send CTA_COUNTERS32_*.
+TEST(Parser, ThirtyTwoBitCountersAreRead) {
+    CtMessage m(AF_INET6);
+    m.tuple6(CTA_TUPLE_ORIG);
+    m.tuple6(CTA_TUPLE_REPLY);
+    const std::uint32_t packets = htonl(7), bytes32 = htonl(4200);
+    m.begin(CTA_COUNTERS_ORIG);
+    m.attr(CTA_COUNTERS32_PACKETS, &packets, 4);
+    m.attr(CTA_COUNTERS32_BYTES, &bytes32, 4);
+    m.end();
+    ct::Parser parser;
+    FlowRecord got;
+    auto r = parser.parse(m.bytes(), [&](const FlowRecord& rec) { got = rec; });
+    ASSERT_EQ(r.flows, 1u);
+    EXPECT_TRUE(got.has_counters);
+    EXPECT_EQ(got.orig_counters.packets, 7u);
+    EXPECT_EQ(got.orig_counters.bytes, 4200u);
+    FlowRecord theirs;
+    const auto msg = m.bytes();
+    ASSERT_TRUE(
+        test::reference_parse_message(reinterpret_cast<const nlmsghdr*>(msg.data()), theirs));
+    EXPECT_TRUE(got == theirs);
 }
 
 TEST(Parser, NamesFollowTheKernelsEnums) {

@@ -10,7 +10,6 @@
 #include "flowtop/ct/flow_record.hpp"
 #include "flowtop/util/handle.hpp"
 
-struct nf_conntrack;
 struct nlmsghdr;
 
 namespace flowtop::ct {
@@ -32,8 +31,7 @@ struct RefusedRequest {
 
 class Parser {
   public:
-    Parser();
-    ~Parser();
+    Parser() = default;
     Parser(const Parser&) = delete;
     Parser& operator=(const Parser&) = delete;
 
@@ -59,7 +57,6 @@ class Parser {
   private:
     using Callback = void (*)(void*, const FlowRecord&);
     void walk(std::span<const std::byte> buf, ParseResult& result, Callback cb, void* ctx);
-    nf_conntrack* ct_;
     std::vector<RefusedRequest> refused_;
 };
 
