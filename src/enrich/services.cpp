@@ -15,14 +15,6 @@ namespace flowtop::enrich {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return s;
-}
-
 std::uint32_t key(std::uint8_t proto, std::uint16_t port) {
     return std::uint32_t{proto} << 16 | port;
 }
@@ -38,7 +30,7 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
         std::string_view line = text.substr(0, nl);
         text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
         if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-        line = trim(line);
+        line = trim_blanks(line);
         if (line.empty()) continue;
 
         auto where = file + ":" + std::to_string(line_no) + ": ";
@@ -48,8 +40,8 @@ void ServiceTable::load_text(std::string_view text, const std::string& file, std
                                "\"");
             continue;
         }
-        auto port_text = trim(line.substr(0, comma));
-        auto name = trim(line.substr(comma + 1));
+        auto port_text = trim_blanks(line.substr(0, comma));
+        auto name = trim_blanks(line.substr(comma + 1));
         unsigned port = 0;
         auto [end, ec] =
             std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

@@ -29,19 +29,11 @@
 namespace flowtop::ui {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return s;
-}
-
 std::vector<std::string_view> split_list(std::string_view v) {
     std::vector<std::string_view> items;
     while (!v.empty()) {
         auto comma = v.find(',');
-        auto item = trim(v.substr(0, comma));
+        auto item = trim_blanks(v.substr(0, comma));
         if (!item.empty()) items.push_back(item);
         v.remove_prefix(comma == std::string_view::npos ? v.size() : comma + 1);
     }
@@ -332,7 +324,7 @@ const Key* find_key(std::string_view name) {
 
 // A line's key, or "" for blank lines and comments. Sets *value when there is one.
 std::string_view line_key(std::string_view line, std::string_view* value, bool* malformed) {
-    line = trim(line);
+    line = trim_blanks(line);
     *malformed = false;
     if (line.empty() || line.front() == '#') return {};
     auto eq = line.find('=');
@@ -340,8 +332,8 @@ std::string_view line_key(std::string_view line, std::string_view* value, bool* 
         *malformed = true;
         return {};
     }
-    *value = trim(line.substr(eq + 1));
-    return trim(line.substr(0, eq));
+    *value = trim_blanks(line.substr(eq + 1));
+    return trim_blanks(line.substr(0, eq));
 }
 
 std::string read_file(const std::string& path, bool* missing) {
@@ -398,7 +390,7 @@ void apply_config_text(std::string_view text, const std::string& file, Options& 
         auto where = file + ":" + std::to_string(line_no) + ": ";
         if (malformed) {
             warnings.push_back(where + "expected \"key = value\", got \"" +
-                               std::string(trim(line)) + "\"");
+                               std::string(trim_blanks(line)) + "\"");
             continue;
         }
         if (name.empty()) continue;

@@ -129,6 +129,14 @@ std::string quote_input(std::string_view s, std::size_t max_chars) {
     return out;
 }
 
+std::string_view trim_blanks(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.remove_suffix(1);
+    return s;
+}
+
 std::string csv_quote(std::string_view s) {
     if (s.find_first_of(",\"") == std::string_view::npos) return std::string(s);
     std::string q = "\"";

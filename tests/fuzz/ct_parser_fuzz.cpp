@@ -163,21 +163,16 @@ void check_against_reference(ct::Parser& parser, std::span<const std::byte> buf)
     // The reference may leave through __abi_breakage on any message: land here, where only
     // trivially destructible locals live.
     if (setjmp(abi_breakage_exit) != 0) return;
-    std::size_t offset = 0;
-    while (buf.size() - offset >= sizeof(nlmsghdr)) {
-        const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data() + offset);
-        if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > buf.size() - offset) break;
+    test::for_each_message(buf, [&](const nlmsghdr* nlh, std::size_t) {
         ct::FlowRecord theirs, ours;
-        if (nlh->nlmsg_type >= NLMSG_MIN_TYPE && test::reference_parse_message(nlh, theirs)) {
-            if (!parser.parse_message(nlh, ours)) fail("a message the reference reads is refused");
-            if (!(ours == theirs)) {
-                print("parser", ours);
-                print("reference", theirs);
-                fail("Parser and the reference read a message differently");
-            }
+        if (nlh->nlmsg_type < NLMSG_MIN_TYPE || !test::reference_parse_message(nlh, theirs)) return;
+        if (!parser.parse_message(nlh, ours)) fail("a message the reference reads is refused");
+        if (!(ours == theirs)) {
+            print("parser", ours);
+            print("reference", theirs);
+            fail("Parser and the reference read a message differently");
         }
-        offset = std::min(buf.size(), offset + NLMSG_ALIGN(nlh->nlmsg_len));
-    }
+    });
 }
 
 }  // namespace

@@ -268,10 +268,7 @@ TEST(Parser, ReadsEveryRecordedMessageAsLibnetfilterConntrackDoes) {
     std::size_t compared = 0;
     for (const char* file : {"dump.nl", "events.nl"}) {
         for (const auto& d : test::load_datagrams(file)) {
-            std::size_t offset = 0;
-            while (d.size() - offset >= sizeof(nlmsghdr)) {
-                const auto* nlh = reinterpret_cast<const nlmsghdr*>(d.data() + offset);
-                if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > d.size() - offset) break;
+            test::for_each_message(d, [&](const nlmsghdr* nlh, std::size_t offset) {
                 FlowRecord theirs, ours;
                 const bool they_read = test::reference_parse_message(nlh, theirs);
                 EXPECT_EQ(parser.parse_message(nlh, ours), they_read) << file;
@@ -279,8 +276,7 @@ TEST(Parser, ReadsEveryRecordedMessageAsLibnetfilterConntrackDoes) {
                     EXPECT_TRUE(ours == theirs) << file << " message at " << offset;
                     ++compared;
                 }
-                offset += NLMSG_ALIGN(nlh->nlmsg_len);
-            }
+            });
         }
     }
     EXPECT_GE(compared, 10u);

@@ -57,3 +57,10 @@ TEST(Text, TheStringPoolStoresOnlySanitizedText) {
     EXPECT_EQ(pool.intern("\\x1b]0;PWN\\x07"), id);  // the same shown text, the same id
     EXPECT_EQ(pool.get(pool.intern("plain")), "plain");
 }
+
+TEST(Text, TrimBlanksTakesSpacesTabsAndACrOffBothEnds) {
+    EXPECT_EQ(flowtop::trim_blanks(" \t80, http\r"), "80, http");
+    EXPECT_EQ(flowtop::trim_blanks("a b"), "a b");
+    EXPECT_EQ(flowtop::trim_blanks(" \t\r "), "");
+    EXPECT_EQ(flowtop::trim_blanks("\nx"), "\nx");  // a newline is not a blank here
+}

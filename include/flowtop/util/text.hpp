@@ -26,6 +26,10 @@ std::string_view cap_utf8(std::string_view s, std::size_t max_bytes) noexcept;
 // is not echoed whole to stderr).
 std::string quote_input(std::string_view s, std::size_t max_chars = 80);
 
+// Without the blanks (spaces, tabs, a CR of a CRLF line) at either end: conf and flowtoprc
+// lines share it.
+std::string_view trim_blanks(std::string_view s) noexcept;
+
 // JSON string escaping (RFC 8259), DEL included; the batch lines, alerts and logs share it.
 std::string json_escape(std::string_view s);
 
